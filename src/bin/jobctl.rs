@@ -1,1 +1,106 @@
-fn main() {}
+//! `jobctl` — the operator's tool for climate-jobs.
+//!
+//! * `jobctl migrate` applies the database schema (idempotent, safe to run
+//!   concurrently).
+//! * `jobctl canary` runs a harmless job through the full harness to prove
+//!   the wiring: image, scheduler, secret, network, database, lock, ledger.
+//! * `jobctl runs` shows the run history; `jobctl check` validates jobs.yaml.
+//!
+//! By hand: `DATABASE_URL=postgres://… jobctl migrate && jobctl canary --tasks 20`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use climate_jobs::canary::Canary;
+use climate_jobs::harness::args::{DatabaseArgs, LogArgs, parse_duration};
+use climate_jobs::harness::command::run_command;
+use climate_jobs::harness::{self, CommonArgs};
+use climate_jobs::ops;
+
+#[derive(Parser)]
+#[command(
+    name = "jobctl",
+    version,
+    about = "Operate climate-jobs: schema, canary, run history, jobs.yaml"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Apply the database schema (safe to repeat and to run concurrently).
+    Migrate {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        #[command(flatten)]
+        log: LogArgs,
+    },
+    /// Run N harmless tasks through the full harness (wiring check).
+    Canary(CanaryArgs),
+    /// Show recent runs, newest first.
+    Runs {
+        /// Only this job's runs.
+        #[arg(long)]
+        job: Option<String>,
+        /// How many runs to show.
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        database: DatabaseArgs,
+        #[command(flatten)]
+        log: LogArgs,
+    },
+    /// Validate jobs.yaml: keys, cron expressions, layered deadlines.
+    Check {
+        /// The file to check.
+        #[arg(long, default_value = "jobs.yaml")]
+        file: PathBuf,
+    },
+}
+
+#[derive(Args)]
+struct CanaryArgs {
+    /// Number of tasks.
+    #[arg(long, default_value_t = 20)]
+    tasks: u32,
+    /// How long each task waits before its database round trip.
+    #[arg(long, default_value = "100ms", value_parser = parse_duration)]
+    task_duration: Duration,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Migrate { database, log } => run_command(log.log_format, || async move {
+            ops::migrate::run(&database).await
+        }),
+        Command::Canary(a) => harness::run(Canary {
+            tasks: a.tasks,
+            task_duration: a.task_duration,
+            common: a.common,
+        }),
+        Command::Runs {
+            job,
+            limit,
+            json,
+            database,
+            log,
+        } => run_command(log.log_format, || async move {
+            let q = ops::runs::RunsQuery {
+                job: job.as_deref(),
+                limit,
+            };
+            ops::runs::run(&database, &q, json).await
+        }),
+        Command::Check { file } => std::process::exit(ops::check::run(&file).code()),
+    }
+}

@@ -1,0 +1,149 @@
+//! Error kinds the harness acts on.
+//!
+//! Job code returns `anyhow::Error`; the harness decides what an error means
+//! (exit code, circuit breaker, dead letter) by looking for one of these
+//! markers in the error chain, or for a database/pool error underneath.
+
+use std::fmt;
+
+use super::outcome::ExitCode;
+
+/// Input data is wrong (a file, a variable, a value): exit 65, no retry.
+#[derive(Debug)]
+pub struct BadInput(pub String);
+
+impl fmt::Display for BadInput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for BadInput {}
+
+/// Flags or configuration are wrong: exit 2, no retry.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for UsageError {}
+
+/// The database could not be reached at all: exit 69, retry with back-off.
+#[derive(Debug)]
+pub struct DatabaseUnavailable(pub String);
+
+impl fmt::Display for DatabaseUnavailable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for DatabaseUnavailable {}
+
+/// What kind of failure an error is, for the breaker and the dead letter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// The task's own data or logic failed; other tasks are unaffected.
+    Task,
+    /// The connection, the pool or the network failed: counts toward the
+    /// circuit breaker, because the next task will most likely fail too.
+    Infrastructure,
+}
+
+impl FailureKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Task => "error",
+            FailureKind::Infrastructure => "infrastructure",
+        }
+    }
+}
+
+/// Classifies an error by what is in its chain.
+pub fn failure_kind(err: &anyhow::Error) -> FailureKind {
+    for cause in err.chain() {
+        if cause.is::<DatabaseUnavailable>() {
+            return FailureKind::Infrastructure;
+        }
+        if let Some(pool) = cause.downcast_ref::<deadpool_postgres::PoolError>() {
+            return match pool {
+                deadpool_postgres::PoolError::Backend(e) if is_query_error(e) => FailureKind::Task,
+                _ => FailureKind::Infrastructure,
+            };
+        }
+        if let Some(pg) = cause.downcast_ref::<tokio_postgres::Error>() {
+            return if is_query_error(pg) {
+                FailureKind::Task
+            } else {
+                FailureKind::Infrastructure
+            };
+        }
+        if cause.is::<std::io::Error>()
+            && cause
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(is_network_io)
+        {
+            return FailureKind::Infrastructure;
+        }
+    }
+    FailureKind::Task
+}
+
+/// A server-side error about the statement itself (constraint, syntax, data),
+/// as opposed to a lost or refused connection. Admin shutdowns and
+/// "cannot connect now" are infrastructure, whatever their SQLSTATE class.
+fn is_query_error(err: &tokio_postgres::Error) -> bool {
+    if err.is_closed() {
+        return false;
+    }
+    match err.code() {
+        Some(code) => {
+            let class = &code.code()[..2];
+            // 08 connection exception, 53 insufficient resources, 57 operator
+            // intervention (admin shutdown, statement timeout is 57014 but
+            // that one is the task's own slowness), 58 system error.
+            let lost_connection = matches!(class, "08" | "53" | "58");
+            let operator_intervention = class == "57" && code.code() != "57014";
+            !(lost_connection || operator_intervention)
+        }
+        None => false,
+    }
+}
+
+fn is_network_io(err: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        err.kind(),
+        ConnectionRefused
+            | ConnectionReset
+            | ConnectionAborted
+            | NotConnected
+            | BrokenPipe
+            | TimedOut
+    )
+}
+
+/// The exit code an error that ends the whole run maps to.
+pub fn exit_code_for(err: &anyhow::Error) -> ExitCode {
+    for cause in err.chain() {
+        if cause.is::<UsageError>() {
+            return ExitCode::Usage;
+        }
+        if cause.is::<BadInput>() {
+            return ExitCode::BadInput;
+        }
+        if cause.is::<DatabaseUnavailable>() {
+            return ExitCode::DatabaseUnavailable;
+        }
+    }
+    if failure_kind(err) == FailureKind::Infrastructure {
+        return ExitCode::DatabaseUnavailable;
+    }
+    ExitCode::Failed
+}
+
+/// One line: the error and its causes, `a: b: c`, as operators read it.
+pub fn one_line(err: &anyhow::Error) -> String {
+    format!("{err:#}")
+}

@@ -1,0 +1,92 @@
+//! What a job is to the harness: a name, its arguments, a plan of tasks,
+//! and the code that runs one task. Everything else (deadlines, signals,
+//! lock, ledger, chunks, dead letters, breaker) the harness does.
+
+use std::future::Future;
+
+use anyhow::Result;
+use deadpool_postgres::Pool;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::args::CommonArgs;
+use super::ledger::RunMetrics;
+
+/// One unit of work: a key (unique within the plan, stable across runs of
+/// the same plan) and the payload the task code needs, which is also what a
+/// dead letter keeps to run it again later.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskSpec {
+    pub key: String,
+    pub payload: serde_json::Value,
+}
+
+/// What a run will do.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    /// Identifies the logical work (same inputs and scope → same key), so a
+    /// later run resumes where a cut-short one stopped. `None`: every run is
+    /// new work (the run id is used).
+    pub resume_key: Option<String>,
+    pub tasks: Vec<TaskSpec>,
+    /// Set when there is nothing to do (inputs unchanged): the run is
+    /// recorded `skipped` and exits 0.
+    pub up_to_date: Option<String>,
+    /// Lines describing the plan, printed by --dry-run.
+    pub description: Vec<String>,
+}
+
+/// What planning may use.
+pub struct PlanContext {
+    pub pool: Pool,
+    pub run_id: Uuid,
+    pub dry_run: bool,
+}
+
+/// What one task gets.
+pub struct TaskContext {
+    pub pool: Pool,
+    pub run_id: Uuid,
+    /// 0-based position in plan order.
+    pub ordinal: u64,
+    pub key: String,
+    pub payload: serde_json::Value,
+    /// Cancelled when the run stops (signal, deadline): long tasks should
+    /// check it between steps; a task that ignores it is abandoned.
+    pub cancel: CancellationToken,
+}
+
+/// What one task did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TaskOutput {
+    pub rows_written: u64,
+}
+
+/// A job binary's job. `run_task` must be safe to run again for the same
+/// task (idempotent writes): resumed chunks and dead letters do exactly that.
+pub trait Job: Send + Sync + 'static {
+    /// The job's name in jobs.yaml, job_runs and dead_letters.
+    fn name(&self) -> &'static str;
+
+    fn common(&self) -> &CommonArgs;
+
+    /// The job's own arguments as recorded in the ledger (never secrets).
+    fn args(&self) -> serde_json::Value;
+
+    /// Validates inputs and decides the tasks. Errors marked `BadInput` end
+    /// the run with exit 65 before anything is written.
+    fn plan(&self, ctx: &PlanContext) -> impl Future<Output = Result<Plan>> + Send;
+
+    fn run_task(&self, ctx: TaskContext) -> impl Future<Output = Result<TaskOutput>> + Send;
+
+    /// Called once after the tasks, when the run was not stopped; e.g. to
+    /// record that the inputs are now fully processed.
+    fn after_tasks(
+        &self,
+        _ctx: &PlanContext,
+        _metrics: &RunMetrics,
+    ) -> impl Future<Output = Result<()>> + Send {
+        async { Ok(()) }
+    }
+}

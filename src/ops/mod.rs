@@ -1,0 +1,6 @@
+//! Operator commands of `jobctl` that are not jobs: schema migrations and
+//! reading the run history.
+
+pub mod check;
+pub mod migrate;
+pub mod runs;
