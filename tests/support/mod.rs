@@ -151,13 +151,15 @@ impl PgCluster {
             data = data.display(),
             dir = dir.display(),
         );
-        Command::new("setsid")
-            .args(["sh", "-c", &script])
+        // `setsid -f` forks: the reaper is detached and `status` returns at once.
+        let reaper = Command::new("setsid")
+            .args(["-f", "sh", "-c", &script])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .spawn()
+            .status()
             .expect("starting the cluster reaper");
+        assert!(reaper.success(), "starting the cluster reaper: {reaper}");
         PgCluster { port, dir }
     }
 
