@@ -24,13 +24,16 @@ fn migrate_is_idempotent_and_safe_to_run_concurrently() {
     });
     assert_eq!(first.code, 0, "{}", first.all_output());
     assert!(
-        first.stdout.contains("1 applied, 0 already present"),
+        first.stdout.contains("2 applied, 0 already present"),
         "{}",
         first.stdout
     );
     let tables = "SELECT string_agg(table_name, ',' ORDER BY table_name) FROM information_schema.tables WHERE table_schema = 'public'";
     let before = db.scalar(tables);
-    assert_eq!(before, "dead_letters,job_runs,run_chunks,schema_migrations");
+    assert_eq!(
+        before,
+        "dead_letters,grid_points,hazard_results,input_files,job_runs,run_chunks,schema_migrations"
+    );
     let applied_at = db.scalar("SELECT applied_at::text FROM schema_migrations WHERE version = 1");
 
     let second = run({
@@ -40,7 +43,7 @@ fn migrate_is_idempotent_and_safe_to_run_concurrently() {
     });
     assert_eq!(second.code, 0, "{}", second.all_output());
     assert!(
-        second.stdout.contains("0 applied, 1 already present"),
+        second.stdout.contains("0 applied, 2 already present"),
         "{}",
         second.stdout
     );
@@ -62,7 +65,7 @@ fn migrate_is_idempotent_and_safe_to_run_concurrently() {
         let done = wait(child, started);
         assert_eq!(done.code, 0, "{}", done.all_output());
     }
-    assert_eq!(fresh.count("SELECT count(*) FROM schema_migrations"), 1);
+    assert_eq!(fresh.count("SELECT count(*) FROM schema_migrations"), 2);
     assert_eq!(fresh.scalar(tables), before);
 }
 

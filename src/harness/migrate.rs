@@ -9,11 +9,10 @@ use anyhow::{Context, Result, bail};
 use tokio_postgres::Client;
 
 /// (version, name, SQL) in order. Append only: never edit an applied one.
-pub const MIGRATIONS: &[(i32, &str, &str)] = &[(
-    1,
-    "harness",
-    include_str!("../../migrations/0001_harness.sql"),
-)];
+pub const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (1, "harness", include_str!("../../migrations/0001_harness.sql")),
+    (2, "hazard", include_str!("../../migrations/0002_hazard.sql")),
+];
 
 /// Advisory lock key for migrations (any constant unlikely to collide).
 const MIGRATION_LOCK: i64 = 0x636c_696d_6d69_6772; // "climmigr"

@@ -1,0 +1,116 @@
+//! `input_files`: what an input was when it was last fully processed, so
+//! an unchanged input is skipped and a changed one recomputed.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use tokio_postgres::GenericClient;
+use uuid::Uuid;
+
+/// A cheap content fingerprint: size, modification time, and a hash of the
+/// first and last 64 KiB (a NetCDF header holds the dimensions, attributes
+/// and history; the tail the last records written). Reading the whole file
+/// would cost as much as the job itself on large inputs.
+pub fn fingerprint(path: &Path) -> std::io::Result<String> {
+    const EDGE: u64 = 64 * 1024;
+    let mut file = std::fs::File::open(path)?;
+    let meta = file.metadata()?;
+    let size = meta.len();
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let mut hash = Fnv64::default();
+    let mut buf = vec![0u8; EDGE.min(size) as usize];
+    file.read_exact(&mut buf)?;
+    hash.write(&buf);
+    if size > EDGE {
+        let tail = EDGE.min(size - EDGE);
+        file.seek(SeekFrom::End(-(tail as i64)))?;
+        let mut buf = vec![0u8; tail as usize];
+        file.read_exact(&mut buf)?;
+        hash.write(&buf);
+    }
+    Ok(format!("v1:{size}:{mtime}:{:016x}", hash.0))
+}
+
+/// FNV-1a, 64 bit: stable across Rust versions, unlike `DefaultHasher`.
+struct Fnv64(u64);
+
+impl Default for Fnv64 {
+    fn default() -> Self {
+        Fnv64(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fnv64 {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 ^= u64::from(b);
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+}
+
+/// Stable hash of a string, for plan keys.
+pub fn stable_hash(text: &str) -> String {
+    let mut h = Fnv64::default();
+    h.write(text.as_bytes());
+    format!("{:016x}", h.0)
+}
+
+/// What was recorded for an input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessedInput {
+    pub fingerprint: String,
+    pub scope: String,
+    pub run_id: Uuid,
+    pub processed_at: String,
+}
+
+pub async fn lookup(client: &impl GenericClient, job: &str, path: &str) -> Result<Option<ProcessedInput>> {
+    let row = client
+        .query_opt(
+            "SELECT fingerprint, scope, run_id, to_char(processed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')
+               FROM input_files WHERE job = $1 AND path = $2",
+            &[&job, &path],
+        )
+        .await
+        .context("reading input_files")?;
+    Ok(row.map(|r| ProcessedInput {
+        fingerprint: r.get(0),
+        scope: r.get(1),
+        run_id: r.get(2),
+        processed_at: r.get(3),
+    }))
+}
+
+/// Records an input as fully processed with `scope`.
+#[allow(clippy::too_many_arguments)]
+pub async fn record(
+    client: &impl GenericClient,
+    job: &str,
+    path: &str,
+    fingerprint: &str,
+    scope: &str,
+    scenario: &str,
+    points: i32,
+    rows_written: i64,
+    run_id: Uuid,
+) -> Result<()> {
+    client
+        .execute(
+            "INSERT INTO input_files (path, job, fingerprint, scope, scenario, points, rows_written, run_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             ON CONFLICT (job, path) DO UPDATE SET fingerprint = EXCLUDED.fingerprint,
+                 scope = EXCLUDED.scope, scenario = EXCLUDED.scenario, points = EXCLUDED.points,
+                 rows_written = EXCLUDED.rows_written, run_id = EXCLUDED.run_id, processed_at = now()",
+            &[&path, &job, &fingerprint, &scope, &scenario, &points, &rows_written, &run_id],
+        )
+        .await
+        .with_context(|| format!("recording {path} in input_files"))?;
+    Ok(())
+}
