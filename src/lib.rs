@@ -1,1 +1,3 @@
+pub mod climate;
 pub mod harness;
+pub mod hazard;
