@@ -1,7 +1,7 @@
 //! Per-point running state for one hazard, fed one day at a time (time-major), so memory is
 //! proportional to the number of points and independent of the number of years.
 
-use super::CompiledIndex;
+use super::{CompiledIndex, Op};
 
 /// A daily value as stored in the file. Converting to f64 is exact for f32, so comparing in f64
 /// against a threshold already rounded to f32 gives exactly numpy's float32 comparison.
@@ -93,25 +93,54 @@ impl Accumulator {
     pub fn push_day<T: Sample>(&mut self, values: &[T]) {
         assert_eq!(values.len(), self.points, "push_day: one value per point");
         self.days += 1;
+        match self.index {
+            CompiledIndex::CountDays { op, threshold: t } => match op {
+                Op::Gt => self.count_days(values, |x| x > t),
+                Op::Ge => self.count_days(values, |x| x >= t),
+                Op::Lt => self.count_days(values, |x| x < t),
+                Op::Le => self.count_days(values, |x| x <= t),
+            },
+            CompiledIndex::MaxSpell { op, threshold: t } => match op {
+                Op::Gt => self.spell_days(values, |x| x > t),
+                Op::Ge => self.spell_days(values, |x| x >= t),
+                Op::Lt => self.spell_days(values, |x| x < t),
+                Op::Le => self.spell_days(values, |x| x <= t),
+            },
+            CompiledIndex::MaxNDayAmount { .. } => self.amount_day(values),
+        }
+    }
+
+    // One loop per operator (the closure is inlined), with the missing-day check fused in: this
+    // is the hot path of the whole batch.
+    #[inline(always)]
+    fn count_days<T: Sample>(&mut self, values: &[T], holds: impl Fn(f64) -> bool) {
+        for ((c, m), v) in self.count.iter_mut().zip(&mut self.missing).zip(values) {
+            let x = v.to_f64();
+            *m |= x.is_nan();
+            *c += u32::from(holds(x));
+        }
+    }
+
+    #[inline(always)]
+    fn spell_days<T: Sample>(&mut self, values: &[T], holds: impl Fn(f64) -> bool) {
+        let state = self
+            .count
+            .iter_mut()
+            .zip(&mut self.best)
+            .zip(&mut self.missing);
+        for (((run, best), m), v) in state.zip(values) {
+            let x = v.to_f64();
+            *m |= x.is_nan();
+            *run = if holds(x) { *run + 1 } else { 0 };
+            *best = best.max(f64::from(*run));
+        }
+    }
+
+    fn amount_day<T: Sample>(&mut self, values: &[T]) {
         for (m, v) in self.missing.iter_mut().zip(values) {
             *m |= v.to_f64().is_nan();
         }
         match self.index {
-            CompiledIndex::CountDays { op, threshold } => {
-                for (c, v) in self.count.iter_mut().zip(values) {
-                    *c += u32::from(op.holds(v.to_f64(), threshold));
-                }
-            }
-            CompiledIndex::MaxSpell { op, threshold } => {
-                for ((run, best), v) in self.count.iter_mut().zip(&mut self.best).zip(values) {
-                    if op.holds(v.to_f64(), threshold) {
-                        *run += 1;
-                        *best = best.max(f64::from(*run));
-                    } else {
-                        *run = 0;
-                    }
-                }
-            }
             CompiledIndex::MaxNDayAmount { window: 1, .. } => {
                 for (best, v) in self.best.iter_mut().zip(values) {
                     let x = v.to_f64();
@@ -121,6 +150,7 @@ impl Accumulator {
                     }
                 }
             }
+            CompiledIndex::CountDays { .. } | CompiledIndex::MaxSpell { .. } => {}
             CompiledIndex::MaxNDayAmount { window, .. } => {
                 let n = self.points;
                 let row = &mut self.ring[self.slot * n..(self.slot + 1) * n];
