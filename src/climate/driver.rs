@@ -3,8 +3,8 @@
 use std::ops::{Range, RangeInclusive};
 
 use super::error::{InputError, InputErrorKind as K};
-use super::file::{ClimateFile, NcSample};
-use crate::hazard::{Accumulator, Hazard, Precision, Variable};
+use super::file::ClimateFile;
+use crate::hazard::{Accumulator, Hazard, Precision, Sample, Variable};
 
 /// One hazard index value of one point and calendar year.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -84,46 +84,119 @@ pub fn annual_indices(
     if np == 0 || groups.is_empty() {
         return Ok(out);
     }
-    let mut buf = Buffers::default();
 
-    // Days before the first wanted year only feed n-day windows that end in it.
+    // The work, in file order: lead-in days before the first wanted year only feed n-day
+    // windows that end in it; then every wanted year.
+    let mut steps: Vec<Step> = Vec::new();
     let start = segments[first].1.start;
     let lead_in = start.saturating_sub(lead)..start;
     if !lead_in.is_empty() {
-        for g in &mut groups {
-            g.feed(file, lead_in.clone(), points.clone(), &mut buf)?;
-            for (_, acc) in &mut g.accs {
-                acc.reset_year();
-            }
+        steps.push(Step {
+            time: lead_in,
+            year: None,
+        });
+    }
+    for (year, range) in &segments[first..] {
+        if years.as_ref().is_some_and(|r| *year > *r.end()) {
+            break;
+        }
+        if wanted(*year) {
+            steps.push(Step {
+                time: range.clone(),
+                year: Some(*year),
+            });
         }
     }
 
+    // A reader thread runs one block ahead of the accumulators, so decompression / I/O and index
+    // computation overlap (libnetcdf serialises its calls anyway; the compute is ours).
+    let reads: Vec<(Variable, Precision)> = groups.iter().map(|g| (g.var, g.precision)).collect();
     let calendar = file.calendar();
-    for (year, range) in &segments[first..] {
-        if !wanted(*year) {
-            if years.as_ref().is_some_and(|r| *year > *r.end()) {
-                break;
+    std::thread::scope(|scope| -> Result<(), InputError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Block, InputError>>(reads.len());
+        let (steps_ref, reads_ref, points_ref) = (&steps, &reads, &points);
+        scope.spawn(move || {
+            let mut scratch32 = Vec::new();
+            let mut scratch64 = Vec::new();
+            for step in steps_ref {
+                for &(var, precision) in reads_ref {
+                    let time = step.time.clone();
+                    let block = match precision {
+                        Precision::F32 => {
+                            let mut v = Vec::new();
+                            file.read_native_var(
+                                var,
+                                time,
+                                points_ref.clone(),
+                                &mut v,
+                                &mut scratch32,
+                            )
+                            .map(|()| Block::F32(v))
+                        }
+                        Precision::F64 => {
+                            let mut v = Vec::new();
+                            file.read_native_var(
+                                var,
+                                time,
+                                points_ref.clone(),
+                                &mut v,
+                                &mut scratch64,
+                            )
+                            .map(|()| Block::F64(v))
+                        }
+                    };
+                    let failed = block.is_err();
+                    if tx.send(block).is_err() || failed {
+                        return; // the consumer stopped, or there is nothing more to read
+                    }
+                }
             }
-            continue;
-        }
-        let complete = range.len() == calendar.days_in_year(*year) as usize;
-        for g in &mut groups {
-            g.feed(file, range.clone(), points.clone(), &mut buf)?;
-            for (h, acc) in &mut g.accs {
-                let hazard = &hazards[*h];
-                acc.finish_year(complete, |i, value| {
-                    out.push(AnnualValue {
-                        point: points.start + i,
-                        hazard: *h,
-                        year: *year,
-                        value,
-                        score: hazard.score(value),
+        });
+        for step in &steps {
+            for g in &mut groups {
+                let block = rx.recv().map_err(|_| {
+                    InputError::new(path, None, K::Corrupt("reader thread stopped".into()))
+                })??;
+                match &block {
+                    Block::F32(v) => g.feed(v, np),
+                    Block::F64(v) => g.feed(v, np),
+                }
+                let Some(year) = step.year else {
+                    for (_, acc) in &mut g.accs {
+                        acc.reset_year();
+                    }
+                    continue;
+                };
+                let complete = step.time.len() == calendar.days_in_year(year) as usize;
+                for (h, acc) in &mut g.accs {
+                    let hazard = &hazards[*h];
+                    acc.finish_year(complete, |i, value| {
+                        out.push(AnnualValue {
+                            point: points.start + i,
+                            hazard: *h,
+                            year,
+                            value,
+                            score: hazard.score(value),
+                        });
                     });
-                });
+                }
             }
         }
-    }
+        Ok(())
+    })?;
     Ok(out)
+}
+
+/// A run of consecutive days: a calendar year to finish, or lead-in days (`year` None).
+struct Step {
+    time: Range<usize>,
+    year: Option<i32>,
+}
+
+/// One variable's values for one step, time-major, in the storage type.
+enum Block {
+    F32(Vec<f32>),
+    F64(Vec<f64>),
 }
 
 /// Consecutive time steps of each calendar year, in file order.
@@ -138,15 +211,6 @@ fn year_segments(file: &ClimateFile) -> Vec<(i32, Range<usize>)> {
     segs
 }
 
-/// Read buffers reused across years: one year × the point range, in the storage type.
-#[derive(Default)]
-struct Buffers {
-    f32: Vec<f32>,
-    f64: Vec<f64>,
-    s32: Vec<f32>,
-    s64: Vec<f64>,
-}
-
 struct Group {
     var: Variable,
     precision: Precision,
@@ -154,34 +218,11 @@ struct Group {
 }
 
 impl Group {
-    fn feed(
-        &mut self,
-        file: &ClimateFile,
-        time: Range<usize>,
-        points: Range<usize>,
-        buf: &mut Buffers,
-    ) -> Result<(), InputError> {
-        match self.precision {
-            Precision::F32 => self.feed_typed(file, time, points, &mut buf.f32, &mut buf.s32),
-            Precision::F64 => self.feed_typed(file, time, points, &mut buf.f64, &mut buf.s64),
-        }
-    }
-
-    fn feed_typed<T: NcSample>(
-        &mut self,
-        file: &ClimateFile,
-        time: Range<usize>,
-        points: Range<usize>,
-        values: &mut Vec<T>,
-        scratch: &mut Vec<T>,
-    ) -> Result<(), InputError> {
-        let np = points.len();
-        file.read_native_var(self.var, time, points, values, scratch)?;
+    fn feed<T: Sample>(&mut self, values: &[T], np: usize) {
         for (_, acc) in &mut self.accs {
             for day in values.chunks_exact(np) {
                 acc.push_day(day);
             }
         }
-        Ok(())
     }
 }
