@@ -1,9 +1,13 @@
 //! climate-jobs: cron job binaries for a climate physical-risk platform.
 //!
 //! `harness` is the run contract every binary keeps; `manifest` is
-//! jobs.yaml; `ops` the operator commands; the rest is domain code.
+//! jobs.yaml; `ops` the operator commands. Domain code is pure: `climate`
+//! reads gridded daily input, `hazard` defines the indices. `store` is what
+//! the jobs read and write in Postgres; `jobs` ties a domain to the harness.
 
 pub mod canary;
+pub mod climate;
 pub mod harness;
+pub mod hazard;
 pub mod manifest;
 pub mod ops;

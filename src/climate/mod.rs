@@ -1,0 +1,18 @@
+//! Reading gridded daily climate projections (CF-convention NetCDF) and turning them into yearly
+//! hazard indices.
+//!
+//! [`ClimateFile::open`] validates a file completely (grid, time axis, calendar, units), so a
+//! job can refuse bad input before it writes anything; [`annual_indices`] then streams the file
+//! time-major through the pure accumulators of [`crate::hazard`].
+
+mod calendar;
+mod driver;
+mod error;
+mod file;
+pub mod units;
+
+pub use crate::hazard::{Unit, Variable};
+pub use calendar::{Calendar, CfDate, decode_time, parse_time_units};
+pub use driver::{AnnualValue, annual_indices};
+pub use error::{InputError, InputErrorKind};
+pub use file::{ClimateFile, Layout, VariableNames};
