@@ -465,7 +465,7 @@ impl Regional {
             self.r2 = Self::RHO2 * self.r2 + (1.0 - Self::RHO2 * Self::RHO2).sqrt() * g.normal();
             let zp = g.normal();
             let zp2 = g.normal();
-            let storm = (0.5 * g.normal() - 0.125).exp();
+            let storm = (0.4 * g.normal() - 0.08).exp();
             out.push(DayCtx {
                 season,
                 delta,
@@ -512,13 +512,20 @@ impl PointState {
         let g = &mut self.rng;
         self.local = Self::RHO * self.local + (1.0 - Self::RHO * Self::RHO).sqrt() * g.normal();
         let anomaly = 0.7 * d.r1 + 0.35 * c.ns * d.r2 + 0.62 * self.local;
+        // Summer warm anomalies are damped (evaporative cooling, convection): negative skew of
+        // summer tasmax, so that tens of millions of draws do not produce 45 °C days.
+        let anomaly_x = if anomaly > 0.0 {
+            anomaly / (1.0 + 0.18 * d.season * anomaly)
+        } else {
+            anomaly
+        };
 
         // Wet/dry: a two-state Markov chain per point whose transitions are driven by a
         // Gaussian copula mixing a regional and a local deviate (spatially coherent rain).
         let z = 0.75 * (0.9 * d.zp + 0.436 * c.ns * d.zp2) + 0.6614 * g.normal();
         self.wet = z < if self.wet { d.q11 } else { d.q01 };
         let pr_mm = if self.wet {
-            0.1 + d.mu * c.pr_scale * d.storm * g.exp1()
+            soft_cap(0.1 + d.mu * c.pr_scale * d.storm * g.exp1(), PR_SOFT_CAP_MM)
         } else if g.uniform() < 0.25 {
             0.8 * g.uniform()
         } else {
@@ -529,7 +536,7 @@ impl PointState {
         let wet_cool = if self.wet { 1.0 + 1.5 * s } else { 0.0 };
         let wet_warm_night = if self.wet { 0.8 } else { 0.0 };
         let tx =
-            c.tx_winter + (c.tx_summer - c.tx_winter) * s + d.delta + d.sd_x * anomaly - wet_cool;
+            c.tx_winter + (c.tx_summer - c.tx_winter) * s + d.delta + d.sd_x * anomaly_x - wet_cool;
         let tn = c.tn_winter
             + (c.tn_summer - c.tn_winter) * s
             + d.delta
@@ -542,6 +549,20 @@ impl PointState {
             (tn + KELVIN) as f32,
             (pr_mm / SECONDS_PER_DAY) as f32,
         )
+    }
+}
+
+/// Daily amounts above this (mm) are compressed logarithmically: the record daily rainfall in
+/// Korea is about 870 mm, while independent exponential draws over millions of wet days would
+/// exceed it.
+const PR_SOFT_CAP_MM: f64 = 250.0;
+
+/// Identity below `cap`, then `cap + 80 ln(1 + (x − cap) / 80)`: continuous, increasing.
+fn soft_cap(x: f64, cap: f64) -> f64 {
+    if x <= cap {
+        x
+    } else {
+        cap + 80.0 * (1.0 + (x - cap) / 80.0).ln()
     }
 }
 
@@ -577,6 +598,7 @@ impl MissingCursor {
 }
 
 /// One year (all points) of the three variables, time-major: index = day × points + point.
+#[derive(Default)]
 struct YearBlock {
     tasmax: Vec<f32>,
     tasmin: Vec<f32>,
@@ -820,43 +842,56 @@ fn write_scenario_to(
     drop(times);
     drop(bounds);
 
-    // Data, one calendar year at a time.
-    let scen = fnv1a(scenario);
-    let mut regional = Regional::new(derive_seed(&[opts.seed, scen, fnv1a("regional")]));
-    let mut states: Vec<PointState> = (0..npoints as u64)
-        .map(|p| PointState::new(derive_seed(&[opts.seed, scen, fnv1a("point"), p])))
-        .collect();
-    let total = (time_len * npoints) as u64;
-    let mut missing: Vec<MissingCursor> = ["tasmax", "tasmin", "pr"]
-        .iter()
-        .map(|v| {
-            MissingCursor::new(
-                derive_seed(&[opts.seed, scen, fnv1a("missing"), fnv1a(v)]),
-                total,
-            )
-        })
-        .collect();
-    let warm = warming_params(scenario);
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
-    let mut days = Vec::with_capacity(366);
-    let mut block = YearBlock {
-        tasmax: Vec::new(),
-        tasmin: Vec::new(),
-        pr: Vec::new(),
-    };
-    let mut t0 = 0_usize;
-    for y in opts.years.clone() {
-        let ndays = opts.calendar.days_in_year(y);
-        regional.year(y, ndays, warm, &mut days);
-        generate_year(&days, clim, &mut states, threads, &mut block);
-        let base = (t0 * npoints) as u64;
-        for (cursor, values) in
-            missing
-                .iter_mut()
-                .zip([&mut block.tasmax, &mut block.tasmin, &mut block.pr])
-        {
-            cursor.apply(values, base);
+    // Data, one calendar year at a time: a producer thread generates year y + 1 while this
+    // thread writes year y (two blocks in flight at most, so memory stays bounded).
+    let mut generator = Generator::new(scenario, opts, clim, time_len);
+    let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<(i32, YearBlock)>(1);
+    let (empty_tx, empty_rx) = std::sync::mpsc::sync_channel::<YearBlock>(2);
+    for _ in 0..2 {
+        empty_tx
+            .send(YearBlock::default())
+            .context("internal: block channel")?;
+    }
+    let years = opts.years.clone();
+    std::thread::scope(|scope| {
+        let producer = scope.spawn(move || {
+            for y in years {
+                // A closed channel means the writer stopped (on an error): stop too.
+                let Ok(mut block) = empty_rx.recv() else {
+                    return;
+                };
+                generator.year(y, &mut block);
+                if full_tx.send((y, block)).is_err() {
+                    return;
+                }
+            }
+        });
+        let written = write_years(&mut file, geom, npoints, full_rx, empty_tx);
+        if let Err(panic) = producer.join() {
+            std::panic::resume_unwind(panic);
         }
+        match written {
+            Ok(t) if t == time_len => Ok(()),
+            Ok(t) => bail!("internal: wrote {t} of {time_len} days"),
+            Err(e) => Err(e),
+        }
+    })?;
+    file.close().context("closing the file")?;
+    Ok(())
+}
+
+/// Writes the year blocks arriving on `full` in order, handing each buffer back on `empty`;
+/// returns the number of days written. Dropping the channels on return stops the producer.
+fn write_years(
+    file: &mut netcdf::FileMut,
+    geom: &Geometry,
+    npoints: usize,
+    full: std::sync::mpsc::Receiver<(i32, YearBlock)>,
+    empty: std::sync::mpsc::SyncSender<YearBlock>,
+) -> Result<usize> {
+    let mut t0 = 0_usize;
+    for (y, block) in full {
+        let ndays = block.tasmax.len() / npoints.max(1);
         let t1 = t0 + ndays;
         for (name, values) in [
             ("tasmax", &block.tasmax),
@@ -864,20 +899,73 @@ fn write_scenario_to(
             ("pr", &block.pr),
         ] {
             let r = match geom.layout {
-                DemoLayout::LatLon => put(
-                    &mut file,
-                    name,
-                    values,
-                    [t0..t1, 0..geom.nlat, 0..geom.nlon],
-                ),
-                DemoLayout::Point => put(&mut file, name, values, [t0..t1, 0..npoints]),
+                DemoLayout::LatLon => put(file, name, values, [t0..t1, 0..geom.nlat, 0..geom.nlon]),
+                DemoLayout::Point => put(file, name, values, [t0..t1, 0..npoints]),
             };
             r.with_context(|| format!("year {y}"))?;
         }
         t0 = t1;
+        // The producer may already have finished; a closed channel is fine here.
+        let _ = empty.send(block);
     }
-    file.close().context("closing the file")?;
-    Ok(())
+    Ok(t0)
+}
+
+/// The whole random state of one scenario's data: regional weather, every point's weather,
+/// and the missing-value cursors. Years must be requested in order.
+struct Generator<'a> {
+    clim: &'a [PointClim],
+    calendar: DemoCalendar,
+    warm: (f64, f64),
+    threads: usize,
+    regional: Regional,
+    states: Vec<PointState>,
+    missing: [MissingCursor; 3],
+    days: Vec<DayCtx>,
+    /// Flat (time-major) index of the next value to generate.
+    offset: u64,
+}
+
+impl<'a> Generator<'a> {
+    fn new(scenario: &str, opts: &DemoOptions, clim: &'a [PointClim], time_len: usize) -> Self {
+        let scen = fnv1a(scenario);
+        let seed = opts.seed;
+        let total = (time_len * clim.len()) as u64;
+        let cursor = |v: &str| {
+            MissingCursor::new(
+                derive_seed(&[seed, scen, fnv1a("missing"), fnv1a(v)]),
+                total,
+            )
+        };
+        Self {
+            clim,
+            calendar: opts.calendar,
+            warm: warming_params(scenario),
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get().min(8)),
+            regional: Regional::new(derive_seed(&[seed, scen, fnv1a("regional")])),
+            states: (0..clim.len() as u64)
+                .map(|p| PointState::new(derive_seed(&[seed, scen, fnv1a("point"), p])))
+                .collect(),
+            missing: [cursor("tasmax"), cursor("tasmin"), cursor("pr")],
+            days: Vec::with_capacity(366),
+            offset: 0,
+        }
+    }
+
+    /// Generates calendar year `y` (all points, time-major) into `block`.
+    fn year(&mut self, y: i32, block: &mut YearBlock) {
+        let ndays = self.calendar.days_in_year(y);
+        self.regional.year(y, ndays, self.warm, &mut self.days);
+        generate_year(&self.days, self.clim, &mut self.states, self.threads, block);
+        for (cursor, values) in
+            self.missing
+                .iter_mut()
+                .zip([&mut block.tasmax, &mut block.tasmin, &mut block.pr])
+        {
+            cursor.apply(values, self.offset);
+        }
+        self.offset += block.tasmax.len() as u64;
+    }
 }
 
 fn put<T, E>(file: &mut netcdf::FileMut, name: &str, values: &[T], extents: E) -> Result<()>
