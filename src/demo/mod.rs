@@ -696,7 +696,13 @@ fn write_scenario(
 ) -> Result<()> {
     let tmp = path.with_extension("nc.part");
     let result = write_scenario_to(&tmp, scenario, opts, geom, clim, time_len)
-        .with_context(|| format!("writing demo NetCDF file {}", tmp.display()))
+        .with_context(|| {
+            format!(
+                "writing demo NetCDF file {} (as {})",
+                path.display(),
+                tmp.display()
+            )
+        })
         .and_then(|()| {
             std::fs::rename(&tmp, path)
                 .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))

@@ -117,6 +117,22 @@ fn rejects_bad_options() {
     }
 }
 
+#[test]
+fn errors_name_the_file() {
+    let dir = TempDir::new("err");
+    // The output directory is a regular file: creating it fails, naming it.
+    let not_a_dir = dir.0.join("plain-file");
+    std::fs::write(&not_a_dir, b"x").unwrap();
+    let err = write_demo_data(&not_a_dir, &opts(4, 2021..=2021, 1, &["ssp126"])).unwrap_err();
+    assert!(format!("{err:#}").contains("plain-file"), "{err:#}");
+    // A directory squatting on the temporary name: the NetCDF create fails, naming the file,
+    // and no final file appears.
+    std::fs::create_dir_all(dir.0.join("ssp126.nc.part")).unwrap();
+    let err = write_demo_data(&dir.0, &opts(4, 2021..=2021, 1, &["ssp126"])).unwrap_err();
+    assert!(format!("{err:#}").contains("ssp126.nc"), "{err:#}");
+    assert!(!dir.0.join("ssp126.nc").exists());
+}
+
 /// The main check: layout, metadata, physical values, missing values, extremes.
 #[test]
 fn writes_cf_lat_lon_file_with_realistic_values() {
