@@ -11,10 +11,10 @@
 //! wet spells, a summer monsoon, occasional days above 100 mm). About one value in 50,000 is set
 //! to the fill value.
 //!
-//! Everything is deterministic in the options: the generator uses its own PRNG
-//! ([`rng`]) with one stream per grid point, so the same options give identical values no matter
-//! how many threads generate them. Memory stays bounded: values are generated and written one
-//! calendar year (all points) at a time, time-major.
+//! Everything is deterministic in the options: the generator uses its own PRNG (xoshiro256++,
+//! in `demo::rng`) with one stream per grid point, so the same options give identical values no
+//! matter how many threads generate them. Memory stays bounded: values are generated and written
+//! one calendar year (all points) at a time, time-major.
 
 mod rng;
 
