@@ -7,6 +7,7 @@
 
 pub mod canary;
 pub mod climate;
+pub mod demo;
 pub mod harness;
 pub mod hazard;
 pub mod manifest;
