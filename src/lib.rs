@@ -10,5 +10,8 @@ pub mod climate;
 pub mod demo;
 pub mod harness;
 pub mod hazard;
+pub mod jobs;
 pub mod manifest;
 pub mod ops;
+pub mod scope;
+pub mod store;

@@ -73,8 +73,16 @@ impl FromStr for YearRange {
 pub enum PointSelection {
     #[default]
     All,
-    Indices { first: usize, last: usize },
-    BoundingBox { lat_min: f64, lon_min: f64, lat_max: f64, lon_max: f64 },
+    Indices {
+        first: usize,
+        last: usize,
+    },
+    BoundingBox {
+        lat_min: f64,
+        lon_min: f64,
+        lat_max: f64,
+        lon_max: f64,
+    },
 }
 
 impl PointSelection {
@@ -83,9 +91,12 @@ impl PointSelection {
         match *self {
             PointSelection::All => true,
             PointSelection::Indices { first, last } => (first..=last).contains(&index),
-            PointSelection::BoundingBox { lat_min, lon_min, lat_max, lon_max } => {
-                (lat_min..=lat_max).contains(&lat) && (lon_min..=lon_max).contains(&lon)
-            }
+            PointSelection::BoundingBox {
+                lat_min,
+                lon_min,
+                lat_max,
+                lon_max,
+            } => (lat_min..=lat_max).contains(&lat) && (lon_min..=lon_max).contains(&lon),
         }
     }
 
@@ -98,7 +109,7 @@ impl PointSelection {
             .filter(|(i, (lat, lon))| self.selects(*i, *lat, *lon))
             .map(|(i, _)| i);
         let first = selected.next()?;
-        let last = selected.last().unwrap_or(first);
+        let last = selected.next_back().unwrap_or(first);
         Some(first..last + 1)
     }
 }
@@ -108,7 +119,12 @@ impl fmt::Display for PointSelection {
         match self {
             PointSelection::All => f.write_str("all"),
             PointSelection::Indices { first, last } => write!(f, "{first}..{last}"),
-            PointSelection::BoundingBox { lat_min, lon_min, lat_max, lon_max } => {
+            PointSelection::BoundingBox {
+                lat_min,
+                lon_min,
+                lat_max,
+                lon_max,
+            } => {
                 write!(f, "bbox:{lat_min},{lon_min},{lat_max},{lon_max}")
             }
         }
@@ -128,14 +144,23 @@ impl FromStr for PointSelection {
                 .split(',')
                 .map(|t| t.trim().parse::<f64>())
                 .collect::<Result<_, _>>()
-                .map_err(|_| format!("{s}: write a bounding box as bbox:LAT_MIN,LON_MIN,LAT_MAX,LON_MAX"))?;
+                .map_err(|_| {
+                    format!("{s}: write a bounding box as bbox:LAT_MIN,LON_MIN,LAT_MAX,LON_MAX")
+                })?;
             let [lat_min, lon_min, lat_max, lon_max] = v[..] else {
-                return Err(format!("{s}: a bounding box has four numbers: bbox:LAT_MIN,LON_MIN,LAT_MAX,LON_MAX"));
+                return Err(format!(
+                    "{s}: a bounding box has four numbers: bbox:LAT_MIN,LON_MIN,LAT_MAX,LON_MAX"
+                ));
             };
             if lat_min > lat_max || lon_min > lon_max {
                 return Err(format!("{s}: minimum above maximum"));
             }
-            return Ok(PointSelection::BoundingBox { lat_min, lon_min, lat_max, lon_max });
+            return Ok(PointSelection::BoundingBox {
+                lat_min,
+                lon_min,
+                lat_max,
+                lon_max,
+            });
         }
         let (a, b) = s
             .split_once("..")
@@ -162,9 +187,20 @@ mod tests {
     fn year_ranges_include_both_ends() {
         let r: YearRange = "2021..2040".parse().unwrap();
         assert_eq!((r.first, r.last, r.len()), (2021, 2040, 20));
-        assert_eq!("2030".parse::<YearRange>().unwrap(), YearRange { first: 2030, last: 2030 });
+        assert_eq!(
+            "2030".parse::<YearRange>().unwrap(),
+            YearRange {
+                first: 2030,
+                last: 2030
+            }
+        );
         assert!("2040..2021".parse::<YearRange>().is_err());
-        assert!("twenty".parse::<YearRange>().unwrap_err().contains("twenty"));
+        assert!(
+            "twenty"
+                .parse::<YearRange>()
+                .unwrap_err()
+                .contains("twenty")
+        );
     }
 
     #[test]

@@ -280,7 +280,7 @@ fn a_second_copy_started_together_is_skipped_at_once() {
         skipped.elapsed
     );
     assert!(
-        skipped.summary()["error"]
+        skipped.summary()["reason"]
             .as_str()
             .unwrap()
             .contains("holds the lock")

@@ -5,6 +5,7 @@
 //! * `jobctl canary` runs a harmless job through the full harness to prove
 //!   the wiring: image, scheduler, secret, network, database, lock, ledger.
 //! * `jobctl runs` shows the run history; `jobctl check` validates jobs.yaml.
+//! * `jobctl demo-data --out DIR` writes synthetic sample inputs.
 //!
 //! By hand: `DATABASE_URL=postgres://… jobctl migrate && jobctl canary --tasks 20`.
 
@@ -14,10 +15,12 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use climate_jobs::canary::Canary;
+use climate_jobs::demo::{DemoCalendar, DemoOptions};
 use climate_jobs::harness::args::{DatabaseArgs, LogArgs, parse_duration};
 use climate_jobs::harness::command::run_command;
 use climate_jobs::harness::{self, CommonArgs};
 use climate_jobs::ops;
+use climate_jobs::scope::YearRange;
 
 #[derive(Parser)]
 #[command(
@@ -56,6 +59,27 @@ enum Command {
         database: DatabaseArgs,
         #[command(flatten)]
         log: LogArgs,
+    },
+    /// Write synthetic sample data: one CF NetCDF per scenario and regions.csv.
+    DemoData {
+        /// Output directory (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// Grid points per file.
+        #[arg(long, default_value_t = 100)]
+        points: usize,
+        /// Calendar years, both ends included.
+        #[arg(long, default_value = "2021..2040")]
+        years: YearRange,
+        /// PRNG seed: the same options and seed give byte-identical files.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Scenarios, comma-separated; one file each.
+        #[arg(long, value_delimiter = ',', default_value = "ssp126,ssp245,ssp585")]
+        scenarios: Vec<String>,
+        /// Use the noleap calendar instead of the standard one.
+        #[arg(long)]
+        noleap: bool,
     },
     /// Validate jobs.yaml: keys, cron expressions, layered deadlines.
     Check {
@@ -101,6 +125,27 @@ fn main() {
             };
             ops::runs::run(&database, &q, json).await
         }),
+        Command::DemoData {
+            out,
+            points,
+            years,
+            seed,
+            scenarios,
+            noleap,
+        } => {
+            let opts = DemoOptions {
+                points,
+                years: years.first..=years.last,
+                seed,
+                scenarios,
+                calendar: if noleap {
+                    DemoCalendar::Noleap
+                } else {
+                    DemoCalendar::Standard
+                },
+            };
+            std::process::exit(ops::demo_data::run(&out, &opts).code())
+        }
         Command::Check { file } => std::process::exit(ops::check::run(&file).code()),
     }
 }

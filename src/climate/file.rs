@@ -113,6 +113,7 @@ impl ClimateFile {
             }
             Err(e) => return Err(InputError::new(path, None, K::Io(e.to_string()))),
         }
+        super::hdf5_quiet::quiet_hdf5_errors();
         let nc = netcdf::open(path).map_err(|e| {
             let kind = match e {
                 netcdf::Error::Netcdf(NC_ENOTNC) => K::NotNetcdf(e.to_string()),
@@ -232,6 +233,7 @@ impl ClimateFile {
         out: &mut Vec<T>,
         scratch: &mut Vec<T>,
     ) -> Result<(), InputError> {
+        super::hdf5_quiet::quiet_hdf5_errors();
         let err = |kind| InputError::new(&self.path, Some(&meta.name), kind);
         if time.start > time.end
             || time.end > self.dates.len()

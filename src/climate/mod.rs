@@ -9,6 +9,7 @@ mod calendar;
 mod driver;
 mod error;
 mod file;
+mod hdf5_quiet;
 pub mod units;
 
 pub use crate::hazard::{Unit, Variable};

@@ -402,24 +402,3 @@ fn thread_count_does_not_change_values() {
     assert_eq!(one, run(3));
     assert_eq!(one, run(8));
 }
-
-/// Generation speed for the benchmark's file (not a timed assertion; run with
-/// `cargo test --release -- --ignored --nocapture demo_generation_timing`).
-#[test]
-#[ignore = "timing run: writes ~350 MB"]
-fn demo_generation_timing() {
-    let dir = TempDir::new("timing");
-    for (points, years) in [(1000, 2021..=2100), (5000, 2021..=2100)] {
-        let o = opts(points, years, 42, &["ssp585"]);
-        let t = std::time::Instant::now();
-        let files = write_demo_data(&dir.0, &o).unwrap();
-        let secs = t.elapsed().as_secs_f64();
-        let size = std::fs::metadata(&files.netcdf[0]).unwrap().len();
-        println!(
-            "{points} points x {} days: {secs:.2} s, {:.1} MB, {:.1} M values/s",
-            files.time_len,
-            size as f64 / 1e6,
-            3.0 * (points * files.time_len) as f64 / secs / 1e6
-        );
-    }
-}

@@ -10,8 +10,16 @@ use tokio_postgres::Client;
 
 /// (version, name, SQL) in order. Append only: never edit an applied one.
 pub const MIGRATIONS: &[(i32, &str, &str)] = &[
-    (1, "harness", include_str!("../../migrations/0001_harness.sql")),
-    (2, "hazard", include_str!("../../migrations/0002_hazard.sql")),
+    (
+        1,
+        "harness",
+        include_str!("../../migrations/0001_harness.sql"),
+    ),
+    (
+        2,
+        "hazard",
+        include_str!("../../migrations/0002_hazard.sql"),
+    ),
 ];
 
 /// Advisory lock key for migrations (any constant unlikely to collide).

@@ -84,9 +84,20 @@ pub fn run<J: Job>(job: J) -> ! {
         duration_ms: started.elapsed().as_millis() as u64,
         peak_rss_kb: ledger::peak_rss_kb(),
         dry_run,
-        error: ending.error.clone(),
+        // A skipped run has a reason, not an error.
+        reason: ending
+            .error
+            .clone()
+            .filter(|_| ending.status == RunStatus::Skipped),
+        error: ending
+            .error
+            .clone()
+            .filter(|_| ending.status != RunStatus::Skipped),
     };
     match (&ending.error, ending.exit) {
+        (Some(reason), _) if ending.status == RunStatus::Skipped => {
+            tracing::info!(status = %ending.status, "{reason}")
+        }
         (Some(e), ExitCode::Partial) => tracing::warn!(status = %ending.status, "{e}"),
         (Some(e), _) => {
             tracing::error!(status = %ending.status, exit_code = ending.exit.code(), "{e}")

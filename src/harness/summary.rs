@@ -18,6 +18,9 @@ pub struct RunSummary {
     pub duration_ms: u64,
     pub peak_rss_kb: Option<u64>,
     pub dry_run: bool,
+    /// Why a skipped run did nothing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }

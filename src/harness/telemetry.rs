@@ -10,7 +10,8 @@ use super::args::LogFormat;
 
 /// Installs the global subscriber; harmless if one is already set.
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new("info,tokio_postgres=warn"));
+    let filter = EnvFilter::try_from_env("RUST_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,tokio_postgres=warn"));
     let json = match format {
         LogFormat::Json => true,
         LogFormat::Pretty => false,

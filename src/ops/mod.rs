@@ -2,5 +2,6 @@
 //! reading the run history.
 
 pub mod check;
+pub mod demo_data;
 pub mod migrate;
 pub mod runs;

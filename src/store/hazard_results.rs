@@ -3,7 +3,6 @@
 //! its rows, never duplicates them.
 
 use anyhow::{Context, Result};
-use futures_util::pin_mut;
 use tokio_postgres::Transaction;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::Type;
@@ -20,7 +19,15 @@ pub struct HazardRow<'a> {
 }
 
 const COLUMNS: &str = "grid_id, scenario, risk_type, year, value, score, run_id";
-const TYPES: [Type; 7] = [Type::INT4, Type::TEXT, Type::TEXT, Type::INT2, Type::FLOAT8, Type::FLOAT4, Type::UUID];
+const TYPES: [Type; 7] = [
+    Type::INT4,
+    Type::TEXT,
+    Type::TEXT,
+    Type::INT2,
+    Type::FLOAT8,
+    Type::FLOAT4,
+    Type::UUID,
+];
 
 /// Writes the rows of one chunk (grid ids `grid_ids`, one scenario).
 ///
@@ -63,20 +70,38 @@ pub async fn write_chunk(
     Ok(n)
 }
 
-async fn copy_into(tx: &Transaction<'_>, table: &str, scenario: &str, run_id: Uuid, rows: &[HazardRow<'_>]) -> Result<u64> {
+async fn copy_into(
+    tx: &Transaction<'_>,
+    table: &str,
+    scenario: &str,
+    run_id: Uuid,
+    rows: &[HazardRow<'_>],
+) -> Result<u64> {
     // `table` is one of two constants above, never data.
     let sink = tx
-        .copy_in(&format!("COPY {table} ({COLUMNS}) FROM STDIN (FORMAT binary)"))
+        .copy_in(&format!(
+            "COPY {table} ({COLUMNS}) FROM STDIN (FORMAT binary)"
+        ))
         .await
         .with_context(|| format!("starting COPY into {table}"))?;
-    let writer = BinaryCopyInWriter::new(sink, &TYPES);
-    pin_mut!(writer);
+    let mut writer = std::pin::pin!(BinaryCopyInWriter::new(sink, &TYPES));
     for r in rows {
         writer
             .as_mut()
-            .write(&[&r.grid_id, &scenario, &r.risk_type, &r.year, &r.value, &r.score, &run_id])
+            .write(&[
+                &r.grid_id,
+                &scenario,
+                &r.risk_type,
+                &r.year,
+                &r.value,
+                &r.score,
+                &run_id,
+            ])
             .await
             .with_context(|| format!("COPY into {table}"))?;
     }
-    writer.finish().await.with_context(|| format!("finishing COPY into {table}"))
+    writer
+        .finish()
+        .await
+        .with_context(|| format!("finishing COPY into {table}"))
 }

@@ -71,7 +71,11 @@ pub struct ProcessedInput {
     pub processed_at: String,
 }
 
-pub async fn lookup(client: &impl GenericClient, job: &str, path: &str) -> Result<Option<ProcessedInput>> {
+pub async fn lookup(
+    client: &impl GenericClient,
+    job: &str,
+    path: &str,
+) -> Result<Option<ProcessedInput>> {
     let row = client
         .query_opt(
             "SELECT fingerprint, scope, run_id, to_char(processed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')
