@@ -40,21 +40,19 @@ impl ChunkBook<'_> {
             )
             .await
             .context("recording the plan's chunks in run_chunks")?;
-        // 'failed' chunks belong to the dead-letter queue now; 'running'
-        // ones were left by a dead run (we hold the job's lock).
+        // Everything not done runs again: chunks left 'running' by a dead
+        // run, and 'failed' ones (a run that finishes them resolves their
+        // dead letters), so re-running a batch is always a way to repair it.
         let rows = self
             .client
             .query(
-                "SELECT chunk_key, state FROM run_chunks WHERE job = $1 AND plan_key = $2",
+                "SELECT chunk_key FROM run_chunks WHERE job = $1 AND plan_key = $2 AND state = 'done'",
                 &[&self.job, &self.plan_key],
             )
             .await
             .context("reading run_chunks")?;
-        let finished: std::collections::HashSet<String> = rows
-            .iter()
-            .filter(|r| matches!(r.get::<_, &str>(1), "done" | "failed"))
-            .map(|r| r.get::<_, String>(0))
-            .collect();
+        let finished: std::collections::HashSet<String> =
+            rows.iter().map(|r| r.get::<_, String>(0)).collect();
         let mut pending = Vec::new();
         for (i, spec) in tasks.iter().enumerate() {
             if !finished.contains(&spec.key) {
@@ -68,8 +66,18 @@ impl ChunkBook<'_> {
         Ok((pending, done))
     }
 
+    /// Records the chunk done and resolves its open dead letter, if any.
     pub async fn mark_done(&self, key: &str, run_id: Uuid, rows: u64) -> Result<()> {
-        self.set_state(key, run_id, "done", rows, None).await
+        self.set_state(key, run_id, "done", rows, None).await?;
+        self.client
+            .execute(
+                "UPDATE dead_letters SET status = 'resolved', resolved_by = $3, updated_at = now()
+                  WHERE job = $1 AND task_key = $2 AND status = 'pending'",
+                &[&self.job, &key, &run_id],
+            )
+            .await
+            .with_context(|| format!("resolving the dead letter of chunk {key}"))?;
+        Ok(())
     }
 
     pub async fn mark_failed(&self, key: &str, run_id: Uuid, error: &str) -> Result<()> {
