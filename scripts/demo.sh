@@ -30,5 +30,26 @@ CLIMATE_JOBS_FAULT=hang-task=3 jobctl canary --tasks 10 --task-duration 10ms --t
 echo "exit code: $?"
 set -e
 
+work=$(mktemp -d /tmp/climate-jobs-demo.XXXXXX)
+trap 'stop_throwaway_pg; rm -rf "$work"' EXIT
+
+step "jobctl demo-data: synthetic CF NetCDF, 100 points x 2021-2040, three scenarios"
+jobctl demo-data --out "$work/data" --points 100 --years 2021..2040
+
+step "hazard-timeseries-batch --dry-run: validate the inputs and show the plan"
+hazard-timeseries-batch --input "$work"/data/ssp*.nc --dry-run
+
+step "hazard-timeseries-batch: daily projections -> yearly hazard indices"
+hazard-timeseries-batch --input "$work"/data/ssp*.nc --chunk-points 25
+
+step "a few hazard_results rows"
+psql "$DATABASE_URL" -c "SELECT g.lat, g.lon, h.scenario, h.risk_type, h.year, round(h.value::numeric, 1) AS value, round(h.score::numeric, 1) AS score
+  FROM hazard_results h JOIN grid_points g ON g.id = h.grid_id
+ WHERE g.id = 1 AND h.year IN (2021, 2040) ORDER BY h.risk_type, h.scenario, h.year"
+psql "$DATABASE_URL" -c "SELECT scenario, risk_type, count(*) AS rows, round(avg(value)::numeric, 1) AS mean_value FROM hazard_results GROUP BY 1, 2 ORDER BY 1, 2"
+
+step "hazard-timeseries-batch again: inputs unchanged, skipped"
+hazard-timeseries-batch --input "$work"/data/ssp*.nc
+
 step "jobctl runs: the run history"
 jobctl runs

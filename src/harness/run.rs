@@ -369,7 +369,6 @@ impl<J: Job> Controller<J> {
             Err(cause) => return Ok(Ending::stopped(cause, *metrics)),
         };
         if let Some(reason) = plan.up_to_date {
-            tracing::info!(reason = %reason, "nothing to do");
             return Ok(Ending::skipped(reason, *metrics));
         }
         let plan_key = plan

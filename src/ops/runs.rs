@@ -224,7 +224,7 @@ mod tests {
             row("hazard-timeseries-batch", "running", true, None),
         ]);
         let expected = "\
-STARTED (UTC)        JOB                      STATUS           DURATION  TASKS  FAILED  ROWS  EXIT  RUN ID                                ERROR
+STARTED (UTC)        JOB                      STATUS           DURATION  TASKS  FAILED  ROWS  EXIT  RUN ID                                ERROR / REASON
 2026-11-22 01:02:03  canary                   partial          1m01s     19/20  1       1234  3     01930000-0000-7000-8000-000000000001  1 of 20 task(s) failed and are in the dead-letter queue
 2026-11-22 01:02:03  hazard-timeseries-batch  running (stale)  1m01s     19/20  1       1234  3     01930000-0000-7000-8000-000000000001
 ";
