@@ -94,7 +94,7 @@ pub fn render_table(runs: &[RunRow]) -> String {
         "ROWS",
         "EXIT",
         "RUN ID",
-        "ERROR",
+        "ERROR / REASON",
     ];
     let rows: Vec<[String; 10]> = runs
         .iter()
