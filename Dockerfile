@@ -30,7 +30,8 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends libnetcdf19 ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --no-create-home climate
-COPY --from=build /src/target/release/jobctl /src/target/release/hazard-timeseries-batch /usr/local/bin/
+COPY --from=build /src/target/release/jobctl /src/target/release/hazard-timeseries-batch \
+     /src/target/release/cache-refresh /src/target/release/dlq-reprocess /usr/local/bin/
 COPY jobs.yaml /etc/climate-jobs/jobs.yaml
 USER 10001
 ENTRYPOINT []

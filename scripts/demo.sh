@@ -51,5 +51,21 @@ psql "$DATABASE_URL" -c "SELECT scenario, risk_type, count(*) AS rows, round(avg
 step "hazard-timeseries-batch again: inputs unchanged, skipped"
 hazard-timeseries-batch --input "$work"/data/ssp*.nc
 
+step "jobctl regions import + cache-refresh: the per-region cache the API reads"
+jobctl regions import "$work/data/regions.csv"
+cache-refresh
+psql "$DATABASE_URL" -c "SELECT region_code, scenario, risk_type, year, grid_id, round(distance_km::numeric, 1) AS km, round(value::numeric, 1) AS value, round(score::numeric, 1) AS score
+  FROM region_hazard_cache WHERE region_code = 'KR-R001' AND year = 2040 ORDER BY scenario, risk_type"
+cache-refresh   # nothing changed: skipped
+
+step "a failed chunk, then dlq-reprocess repairs it"
+set +e
+CLIMATE_JOBS_FAULT=fail-task=2 hazard-timeseries-batch --input "$work/data/ssp245.nc" --chunk-points 25 --force
+echo "exit code: $?"
+set -e
+jobctl dlq list
+dlq-reprocess
+jobctl dlq list --status resolved
+
 step "jobctl runs: the run history"
 jobctl runs

@@ -5,6 +5,7 @@
 //! reads gridded daily input, `hazard` defines the indices. `store` is what
 //! the jobs read and write in Postgres; `jobs` ties a domain to the harness.
 
+pub mod cache;
 pub mod canary;
 pub mod climate;
 pub mod demo;

@@ -81,11 +81,77 @@ enum Command {
         #[arg(long)]
         noleap: bool,
     },
+    /// Inspect and manage the dead-letter queue.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
+    /// Manage the regions the cache is built for.
+    #[command(subcommand)]
+    Regions(RegionsCommand),
     /// Validate jobs.yaml: keys, cron expressions, layered deadlines.
     Check {
         /// The file to check.
         #[arg(long, default_value = "jobs.yaml")]
         file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum DlqCommand {
+    /// List letters, newest first.
+    List {
+        #[arg(long)]
+        job: Option<String>,
+        /// pending, running, resolved, dead, or all.
+        #[arg(long, default_value = "all", value_parser = ["pending", "running", "resolved", "dead", "all"])]
+        status: String,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        database: DatabaseArgs,
+        #[command(flatten)]
+        log: LogArgs,
+    },
+    /// Show one letter with its payload.
+    Show {
+        id: i64,
+        #[command(flatten)]
+        database: DatabaseArgs,
+        #[command(flatten)]
+        log: LogArgs,
+    },
+    /// Put dead (or pending) letters back to pending, due now, attempts reset.
+    Redrive {
+        #[arg(required = true)]
+        ids: Vec<i64>,
+        #[command(flatten)]
+        database: DatabaseArgs,
+        #[command(flatten)]
+        log: LogArgs,
+    },
+    /// Delete resolved letters last updated before a date.
+    Purge {
+        /// YYYY-MM-DD (UTC midnight) or an RFC 3339 time.
+        #[arg(long)]
+        resolved_before: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
+        #[command(flatten)]
+        log: LogArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum RegionsCommand {
+    /// Replace all regions with the rows of a `code,name,lat,lon` CSV file;
+    /// bad rows are reported by line number and nothing is imported.
+    Import {
+        file: PathBuf,
+        #[command(flatten)]
+        database: DatabaseArgs,
+        #[command(flatten)]
+        log: LogArgs,
     },
 }
 
@@ -146,6 +212,40 @@ fn main() {
             };
             std::process::exit(ops::demo_data::run(&out, &opts).code())
         }
+        Command::Dlq(DlqCommand::List {
+            job,
+            status,
+            limit,
+            json,
+            database,
+            log,
+        }) => run_command(log.log_format, || async move {
+            ops::dlq::list(&database, job.as_deref(), &status, limit, json).await
+        }),
+        Command::Dlq(DlqCommand::Show { id, database, log }) => {
+            run_command(log.log_format, || async move {
+                ops::dlq::show(&database, id).await
+            })
+        }
+        Command::Dlq(DlqCommand::Redrive { ids, database, log }) => {
+            run_command(log.log_format, || async move {
+                ops::dlq::redrive(&database, &ids).await
+            })
+        }
+        Command::Dlq(DlqCommand::Purge {
+            resolved_before,
+            database,
+            log,
+        }) => run_command(log.log_format, || async move {
+            ops::dlq::purge(&database, &resolved_before).await
+        }),
+        Command::Regions(RegionsCommand::Import {
+            file,
+            database,
+            log,
+        }) => run_command(log.log_format, || async move {
+            ops::regions::import(&database, &file).await
+        }),
         Command::Check { file } => std::process::exit(ops::check::run(&file).code()),
     }
 }

@@ -41,6 +41,24 @@ impl fmt::Display for DatabaseUnavailable {
 }
 impl std::error::Error for DatabaseUnavailable {}
 
+/// A task failure that fails the whole run (exit 1) instead of becoming a
+/// dead letter: re-running the task alone cannot help (e.g. a cache build
+/// whose verification found rows missing).
+#[derive(Debug)]
+pub struct AbortRun(pub String);
+
+impl fmt::Display for AbortRun {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for AbortRun {}
+
+/// Whether an error asks to end the run rather than dead-letter the task.
+pub fn aborts_run(err: &anyhow::Error) -> bool {
+    err.chain().any(|c| c.is::<AbortRun>())
+}
+
 /// What kind of failure an error is, for the breaker and the dead letter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailureKind {

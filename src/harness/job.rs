@@ -3,6 +3,7 @@
 //! lock, ledger, chunks, dead letters, breaker) the harness does.
 
 use std::future::Future;
+use std::pin::Pin;
 
 use anyhow::Result;
 use deadpool_postgres::Pool;
@@ -11,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::args::CommonArgs;
+use super::dead_letter::{self, DeadLetter};
 use super::ledger::RunMetrics;
 
 /// One unit of work: a key (unique within the plan, stable across runs of
@@ -80,6 +82,24 @@ pub trait Job: Send + Sync + 'static {
 
     fn run_task(&self, ctx: TaskContext) -> impl Future<Output = Result<TaskOutput>> + Send;
 
+    /// Where a failed or timed-out task goes. Default: a dead letter, for
+    /// `dlq-reprocess`. (`dlq-reprocess` itself updates the letter it ran.)
+    fn on_task_failure(
+        &self,
+        client: &tokio_postgres::Client,
+        letter: &DeadLetter<'_>,
+    ) -> impl Future<Output = Result<()>> + Send {
+        async move {
+            let id = dead_letter::post(client, letter).await?;
+            tracing::info!(
+                task = letter.task_key,
+                dead_letter = id,
+                "dead letter written"
+            );
+            Ok(())
+        }
+    }
+
     /// Called once after the tasks, when the run was not stopped; e.g. to
     /// record that the inputs are now fully processed.
     fn after_tasks(
@@ -88,5 +108,24 @@ pub trait Job: Send + Sync + 'static {
         _metrics: &RunMetrics,
     ) -> impl Future<Output = Result<()>> + Send {
         async { Ok(()) }
+    }
+}
+
+/// A job's task code behind a trait object, so `dlq-reprocess` can hold a
+/// registry of every job's executor and re-run any letter through the very
+/// code that failed.
+pub trait TaskExecutor: Send + Sync {
+    fn execute(
+        &self,
+        ctx: TaskContext,
+    ) -> Pin<Box<dyn Future<Output = Result<TaskOutput>> + Send + '_>>;
+}
+
+impl<J: Job> TaskExecutor for J {
+    fn execute(
+        &self,
+        ctx: TaskContext,
+    ) -> Pin<Box<dyn Future<Output = Result<TaskOutput>> + Send + '_>> {
+        Box::pin(self.run_task(ctx))
     }
 }

@@ -20,6 +20,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "hazard",
         include_str!("../../migrations/0002_hazard.sql"),
     ),
+    (3, "cache", include_str!("../../migrations/0003_cache.sql")),
 ];
 
 /// Advisory lock key for migrations (any constant unlikely to collide).

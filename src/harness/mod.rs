@@ -25,7 +25,7 @@ pub mod summary;
 pub mod telemetry;
 
 pub use args::CommonArgs;
-pub use errors::{BadInput, DatabaseUnavailable, UsageError};
-pub use job::{Job, Plan, PlanContext, TaskContext, TaskOutput, TaskSpec};
+pub use errors::{AbortRun, BadInput, DatabaseUnavailable, UsageError};
+pub use job::{Job, Plan, PlanContext, TaskContext, TaskExecutor, TaskOutput, TaskSpec};
 pub use outcome::{ExitCode, RunStatus};
 pub use run::run;

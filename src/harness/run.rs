@@ -22,7 +22,7 @@ use uuid::Uuid;
 use super::breaker::CircuitBreaker;
 use super::chunks::{ChunkBook, PendingChunk};
 use super::database::Database;
-use super::dead_letter::{self, DeadLetter, LetterKind};
+use super::dead_letter::{DeadLetter, LetterKind};
 use super::deadline::{RunDeadline, Watchdog};
 use super::errors::{self, FailureKind};
 use super::fault::{self, Fault, FaultPlan};
@@ -603,6 +603,12 @@ impl<J: Job> Batch<'_, J> {
                 self.breaker.record_success();
                 return self.book.mark_done(key, run_id, out.rows_written).await;
             }
+            TaskResult::Failed(err) if errors::aborts_run(&err) => {
+                self.metrics.tasks_failed += 1;
+                tracing::error!(task = key, error = %errors::one_line(&err), "task failure ends the run");
+                self.fatal.get_or_insert(err);
+                return Ok(());
+            }
             TaskResult::Failed(err) => {
                 self.metrics.tasks_failed += 1;
                 let failure = errors::failure_kind(&err);
@@ -633,8 +639,10 @@ impl<J: Job> Batch<'_, J> {
             error: &error,
             run_id,
         };
-        let id = dead_letter::post(self.session.ledger.client(), &letter).await?;
-        tracing::info!(task = key, dead_letter = id, "dead letter written");
+        self.controller
+            .job
+            .on_task_failure(self.session.ledger.client(), &letter)
+            .await?;
         self.book.mark_failed(key, run_id, &error).await
     }
 }

@@ -1,4 +1,41 @@
 //! Each job: its arguments, its plan, and the code of one task, over the
 //! harness. The binaries in `src/bin/` only parse flags into these.
 
+pub mod cache_refresh;
+pub mod dlq_reprocess;
 pub mod hazard_timeseries;
+
+use crate::canary::Canary;
+use crate::climate::VariableNames;
+use crate::harness::{CommonArgs, TaskExecutor};
+use crate::scope::PointSelection;
+
+/// Jobs whose dead letters `dlq-reprocess` can re-run.
+pub fn reprocessable_jobs() -> &'static [&'static str] {
+    &["canary", hazard_timeseries::JOB_NAME]
+}
+
+/// The task code of `job`, for re-running its dead letters. A letter's
+/// payload carries everything the task needs, so the executor is built with
+/// neutral arguments.
+pub fn executor_for(job: &str, common: &CommonArgs) -> Option<Box<dyn TaskExecutor>> {
+    match job {
+        "canary" => Some(Box::new(Canary {
+            tasks: 0,
+            task_duration: std::time::Duration::ZERO,
+            common: common.clone(),
+        })),
+        hazard_timeseries::JOB_NAME => Some(Box::new(hazard_timeseries::HazardBatch::new(
+            Vec::new(),
+            None,
+            None,
+            None,
+            PointSelection::All,
+            1,
+            false,
+            VariableNames::default(),
+            common.clone(),
+        ))),
+        _ => None,
+    }
+}

@@ -3,5 +3,7 @@
 
 pub mod check;
 pub mod demo_data;
+pub mod dlq;
 pub mod migrate;
+pub mod regions;
 pub mod runs;

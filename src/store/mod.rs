@@ -4,3 +4,4 @@
 pub mod grid;
 pub mod hazard_results;
 pub mod input_files;
+pub mod regions;

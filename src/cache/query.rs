@@ -1,0 +1,74 @@
+//! The cache's SQL. One set-based pass builds a generation; a skip scan
+//! lists the (scenario, risk_type, year) combinations present, which the
+//! verification counts against independently of the build.
+
+/// Every (scenario, risk_type, year) in `hazard_results`, by walking the
+/// (scenario, risk_type, year) index one distinct key at a time instead of
+/// scanning millions of rows.
+pub const COMBINATIONS: &str = "
+WITH RECURSIVE combo AS (
+    (SELECT scenario, risk_type, year FROM hazard_results
+      ORDER BY scenario, risk_type, year LIMIT 1)
+    UNION ALL
+    SELECT n.scenario, n.risk_type, n.year
+      FROM combo c
+      CROSS JOIN LATERAL (
+          SELECT h.scenario, h.risk_type, h.year FROM hazard_results h
+           WHERE (h.scenario, h.risk_type, h.year) > (c.scenario, c.risk_type, c.year)
+           ORDER BY h.scenario, h.risk_type, h.year LIMIT 1) n
+)
+SELECT scenario, risk_type, year FROM combo";
+
+/// Builds generation `$1`: every region × combination, from the region's
+/// nearest grid point (great-circle distance, ties to the lower grid id).
+/// Value and score are NULL where that point has no value for the year
+/// (missing input data); probabilities where probability-batch has none.
+pub fn build_sql() -> String {
+    format!(
+        "
+INSERT INTO region_hazard_cache_rows
+    (generation, region_code, scenario, risk_type, year, grid_id, distance_km,
+     value, score, bin_probs, return_level_10, return_level_50, return_level_100)
+WITH nearest AS (
+    SELECT r.code, g.id AS grid_id, g.distance_km
+      FROM regions r
+      CROSS JOIN LATERAL (
+          SELECT p.id,
+                 2 * 6371.0088 * asin(least(1.0, sqrt(
+                     power(sin(radians(p.lat - r.lat) / 2), 2)
+                     + cos(radians(r.lat)) * cos(radians(p.lat))
+                       * power(sin(radians(p.lon - r.lon) / 2), 2)))) AS distance_km
+            FROM grid_points p
+           ORDER BY distance_km, p.id
+           LIMIT 1) g
+), combo AS ({COMBINATIONS}
+)
+SELECT $1, n.code, c.scenario, c.risk_type, c.year, n.grid_id, n.distance_km,
+       h.value, h.score, p.bin_probs, p.return_level_10, p.return_level_50, p.return_level_100
+  FROM nearest n
+  CROSS JOIN combo c
+  LEFT JOIN hazard_results h
+         ON h.grid_id = n.grid_id AND h.scenario = c.scenario
+        AND h.risk_type = c.risk_type AND h.year = c.year
+  LEFT JOIN probability_results p
+         ON p.grid_id = n.grid_id AND p.scenario = c.scenario
+        AND p.risk_type = c.risk_type AND p.year = c.year"
+    )
+}
+
+/// Combinations with a row count other than `$2` (the number of regions)
+/// in generation `$1`, for the error message when the total is off.
+pub fn short_combinations_sql() -> String {
+    format!(
+        "
+SELECT c.scenario, c.risk_type, c.year::int, count(r.region_code)
+  FROM ({COMBINATIONS}) c
+  LEFT JOIN region_hazard_cache_rows r
+         ON r.generation = $1 AND r.scenario = c.scenario
+        AND r.risk_type = c.risk_type AND r.year = c.year
+ GROUP BY c.scenario, c.risk_type, c.year
+HAVING count(r.region_code) <> $2
+ ORDER BY c.scenario, c.risk_type, c.year
+ LIMIT 20"
+    )
+}

@@ -1,0 +1,199 @@
+//! cache-refresh: rebuilds `region_hazard_cache` — every region ×
+//! (scenario, hazard, year) present in `hazard_results`, from the region's
+//! nearest grid point — in one set-based pass, verifies the row count, and
+//! swaps it in atomically. Skips when no source table changed.
+
+use anyhow::{Context, Result};
+use serde_json::json;
+
+use crate::cache::query::{COMBINATIONS, build_sql, short_combinations_sql};
+use crate::harness::{
+    AbortRun, CommonArgs, Job, Plan, PlanContext, TaskContext, TaskOutput, TaskSpec,
+};
+
+pub const JOB_NAME: &str = "cache-refresh";
+
+/// The tables the cache is built from; a change to any forces a rebuild.
+const SOURCES: [&str; 3] = ["regions", "hazard_results", "probability_results"];
+
+#[derive(Debug, Clone)]
+pub struct CacheRefresh {
+    pub force: bool,
+    pub common: CommonArgs,
+}
+
+/// The source versions, as recorded with the cache.
+async fn source_versions(client: &impl tokio_postgres::GenericClient) -> Result<serde_json::Value> {
+    let rows = client
+        .query(
+            "SELECT t.name, coalesce(v.version, 0)
+               FROM unnest($1::text[]) AS t(name) LEFT JOIN data_versions v ON v.table_name = t.name
+              ORDER BY t.name",
+            &[&SOURCES.as_slice()],
+        )
+        .await
+        .context("reading data_versions")?;
+    Ok(serde_json::Value::Object(
+        rows.iter()
+            .map(|r| (r.get::<_, String>(0), json!(r.get::<_, i64>(1))))
+            .collect(),
+    ))
+}
+
+impl Job for CacheRefresh {
+    fn name(&self) -> &'static str {
+        JOB_NAME
+    }
+
+    fn common(&self) -> &CommonArgs {
+        &self.common
+    }
+
+    fn args(&self) -> serde_json::Value {
+        json!({ "force": self.force })
+    }
+
+    async fn plan(&self, ctx: &PlanContext) -> Result<Plan> {
+        let client = ctx
+            .pool
+            .get()
+            .await
+            .context("getting a database connection")?;
+        let versions = source_versions(&**client).await?;
+        let state = client
+            .query_opt(
+                "SELECT source_versions, rows, generation, refreshed_at::text FROM region_hazard_cache_state",
+                &[],
+            )
+            .await
+            .context("reading region_hazard_cache_state")?;
+        let regions: i64 = client
+            .query_one("SELECT count(*) FROM regions", &[])
+            .await?
+            .get(0);
+        let mut plan = Plan::default();
+        if let Some(state) = &state {
+            let (built_from, rows, generation, at): (serde_json::Value, i64, i64, String) =
+                (state.get(0), state.get(1), state.get(2), state.get(3));
+            plan.description.push(format!(
+                "current cache: generation {generation}, {rows} rows, refreshed {at}"
+            ));
+            if built_from == versions && !self.force {
+                plan.up_to_date = Some(format!(
+                    "regions, hazard_results and probability_results unchanged since the refresh at {at}; nothing to do (--force rebuilds)"
+                ));
+                return Ok(plan);
+            }
+        }
+        plan.description.push(format!(
+            "rebuild from {regions} region(s); source versions {versions}"
+        ));
+        plan.tasks.push(TaskSpec {
+            key: "rebuild".into(),
+            payload: json!({ "source_versions": versions }),
+        });
+        Ok(plan)
+    }
+
+    async fn run_task(&self, ctx: TaskContext) -> Result<TaskOutput> {
+        let versions = ctx
+            .payload
+            .get("source_versions")
+            .cloned()
+            .unwrap_or(json!({}));
+        let mut client = ctx
+            .pool
+            .get()
+            .await
+            .context("getting a database connection")?;
+        // One snapshot for the build, the count and the swap: the count is
+        // checked against exactly the data the build saw.
+        let tx = client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .start()
+            .await
+            .context("starting the cache transaction")?;
+        let generation: i64 = tx
+            .query_one("SELECT nextval('region_hazard_cache_generation')", &[])
+            .await?
+            .get(0);
+        let regions: i64 = tx
+            .query_one("SELECT count(*) FROM regions", &[])
+            .await?
+            .get(0);
+        if regions == 0 {
+            return Err(AbortRun(
+                "no regions: import them with `jobctl regions import FILE.csv`".into(),
+            )
+            .into());
+        }
+        let combinations = tx
+            .query(&format!("SELECT count(*) FROM ({COMBINATIONS}) c"), &[])
+            .await
+            .context("counting (scenario, risk_type, year) combinations")?[0]
+            .get::<_, i64>(0);
+        let started = std::time::Instant::now();
+        let built = tx
+            .execute(&build_sql(), &[&generation])
+            .await
+            .context("building the cache")?;
+        let expected = regions * combinations;
+        tracing::info!(
+            generation,
+            rows = built,
+            expected,
+            regions,
+            combinations,
+            seconds = started.elapsed().as_secs_f64(),
+            "cache built"
+        );
+        if built as i64 != expected {
+            let short = tx
+                .query(&short_combinations_sql(), &[&generation, &regions])
+                .await
+                .context("finding the short combinations")?;
+            let list: Vec<String> = short
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{}/{}/{}: {} of {regions}",
+                        r.get::<_, String>(0),
+                        r.get::<_, String>(1),
+                        r.get::<_, i32>(2),
+                        r.get::<_, i64>(3)
+                    )
+                })
+                .collect();
+            // Rolling back keeps the old cache in place, untouched.
+            return Err(AbortRun(format!(
+                "cache verification failed: built {built} rows, expected {expected} ({regions} regions × {combinations} combinations); the old cache is kept. Short: {}",
+                list.join("; ")
+            ))
+            .into());
+        }
+        tx.execute(
+            "INSERT INTO region_hazard_cache_state (only_row, generation, rows, source_versions, run_id, refreshed_at)
+             VALUES (true, $1, $2, $3, $4, now())
+             ON CONFLICT (only_row) DO UPDATE SET generation = EXCLUDED.generation, rows = EXCLUDED.rows,
+                 source_versions = EXCLUDED.source_versions, run_id = EXCLUDED.run_id, refreshed_at = now()",
+            &[&generation, &(built as i64), &versions, &ctx.run_id],
+        )
+        .await
+        .context("swapping in the new cache generation")?;
+        tx.commit().await.context("committing the cache swap")?;
+        // Old generations are invisible from here on; removing them can take
+        // its time without holding up readers.
+        let removed = client
+            .execute(
+                "DELETE FROM region_hazard_cache_rows WHERE generation < $1",
+                &[&generation],
+            )
+            .await
+            .context("removing old cache generations")?;
+        tracing::info!(generation, removed, "new cache generation in place");
+        Ok(TaskOutput {
+            rows_written: built,
+        })
+    }
+}

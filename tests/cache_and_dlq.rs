@@ -1,0 +1,414 @@
+//! cache-refresh and dlq-reprocess end to end, on demo data, with the real
+//! binaries and a real PostgreSQL.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use climate_jobs::cache::nearest_point;
+use support::{Finished, TestDb, jobctl, run, spawn, wait};
+
+/// 60 points, 2021–2025, two scenarios, and their regions.csv (15 regions).
+fn demo() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("cache-demo-{}", std::process::id()));
+        let out = Command::new(env!("CARGO_BIN_EXE_jobctl"))
+            .args([
+                "demo-data",
+                "--points",
+                "60",
+                "--years",
+                "2021..2025",
+                "--scenarios",
+                "ssp126,ssp585",
+                "--out",
+            ])
+            .arg(&dir)
+            .output()
+            .expect("running jobctl demo-data");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        dir
+    })
+}
+
+fn job(db: &TestDb, binary: &str, args: &[&str]) -> Command {
+    let mut c = Command::new(binary);
+    c.env("DATABASE_URL", &db.url)
+        .env("CLIMATE_JOBS_LOG_FORMAT", "json")
+        .env_remove("CLIMATE_JOBS_FAULT")
+        .args(args)
+        .stdin(std::process::Stdio::null());
+    c
+}
+
+fn hazard(db: &TestDb, args: &[&str]) -> Command {
+    job(db, env!("CARGO_BIN_EXE_hazard-timeseries-batch"), args)
+}
+
+fn refresh(db: &TestDb, args: &[&str]) -> Finished {
+    run(job(db, env!("CARGO_BIN_EXE_cache-refresh"), args))
+}
+
+fn dlq(db: &TestDb, args: &[&str]) -> Command {
+    job(db, env!("CARGO_BIN_EXE_dlq-reprocess"), args)
+}
+
+fn both_scenarios(db: &TestDb) {
+    let d = demo();
+    let done = run(hazard(
+        db,
+        &[
+            "--input",
+            d.join("ssp126.nc").to_str().unwrap(),
+            d.join("ssp585.nc").to_str().unwrap(),
+        ],
+    ));
+    assert_eq!(done.code, 0, "{}", done.all_output());
+    let imported = run({
+        let mut c = jobctl(&db.url);
+        c.args(["regions", "import"]).arg(d.join("regions.csv"));
+        c
+    });
+    assert_eq!(imported.code, 0, "{}", imported.all_output());
+}
+
+/// The cache as stored: (region, scenario, risk, year) → (grid id, value).
+type Cache = BTreeMap<(String, String, String, i32), (i32, Option<String>)>;
+
+fn cache(db: &TestDb) -> Cache {
+    db.rows("SELECT region_code, scenario, risk_type, year, grid_id, value::text FROM region_hazard_cache")
+        .into_iter()
+        .map(|r| {
+            let s = |i: usize| r[i].clone().unwrap();
+            ((s(0), s(1), s(2), s(3).parse().unwrap()), (s(4).parse().unwrap(), r[5].clone()))
+        })
+        .collect()
+}
+
+/// The same, computed by brute force: nearest point by haversine in Rust.
+fn brute_force(db: &TestDb) -> Cache {
+    let f = |s: &Option<String>| s.as_deref().unwrap().parse::<f64>().unwrap();
+    let points: Vec<(i32, f64, f64)> = db
+        .rows("SELECT id, lat, lon FROM grid_points")
+        .iter()
+        .map(|r| {
+            (
+                r[0].as_deref().unwrap().parse().unwrap(),
+                f(&r[1]),
+                f(&r[2]),
+            )
+        })
+        .collect();
+    let values: BTreeMap<(i32, String, String, i32), String> = db
+        .rows("SELECT grid_id, scenario, risk_type, year, value::text FROM hazard_results")
+        .into_iter()
+        .map(|r| {
+            let s = |i: usize| r[i].clone().unwrap();
+            (
+                (s(0).parse().unwrap(), s(1), s(2), s(3).parse().unwrap()),
+                s(4),
+            )
+        })
+        .collect();
+    let combos: BTreeSet<(String, String, i32)> = values
+        .keys()
+        .map(|(_, s, r, y)| (s.clone(), r.clone(), *y))
+        .collect();
+    let mut out = Cache::new();
+    for r in db.rows("SELECT code, lat, lon FROM regions") {
+        let (id, _) = nearest_point(f(&r[1]), f(&r[2]), &points).unwrap();
+        for (s, risk, y) in &combos {
+            let v = values.get(&(id, s.clone(), risk.clone(), *y)).cloned();
+            out.insert(
+                (r[0].clone().unwrap(), s.clone(), risk.clone(), *y),
+                (id, v),
+            );
+        }
+    }
+    out
+}
+
+#[test]
+fn cache_holds_every_region_and_combination_from_the_nearest_point() {
+    let db = TestDb::migrated("cache_brute_force");
+    both_scenarios(&db);
+    let done = refresh(&db, &[]);
+    assert_eq!(done.code, 0, "{}", done.all_output());
+    let regions = db.count("SELECT count(*) FROM regions");
+    let combos = db.count(
+        "SELECT count(*) FROM (SELECT DISTINCT scenario, risk_type, year FROM hazard_results) c",
+    );
+    assert_eq!((regions, combos), (15, 2 * 5 * 5));
+    assert_eq!(
+        db.count("SELECT count(*) FROM region_hazard_cache"),
+        regions * combos
+    );
+    assert_eq!(done.summary()["rows_written"], regions * combos);
+    let got = cache(&db);
+    let want = brute_force(&db);
+    assert_eq!(got.len(), want.len());
+    for (key, expected) in &want {
+        assert_eq!(got.get(key), Some(expected), "{key:?}");
+    }
+    // Old generations are gone once the new one is in place.
+    assert_eq!(
+        db.count("SELECT count(DISTINCT generation) FROM region_hazard_cache_rows"),
+        1
+    );
+}
+
+#[test]
+fn a_reader_never_sees_a_partial_or_empty_cache_during_refreshes() {
+    let db = TestDb::migrated("cache_reader");
+    both_scenarios(&db);
+    assert_eq!(refresh(&db, &[]).code, 0);
+    let expected = db.count("SELECT count(*) FROM region_hazard_cache");
+    assert_eq!(expected, 15 * 50);
+
+    let stop = AtomicBool::new(false);
+    let observations = std::thread::scope(|s| {
+        let reader = s.spawn(|| {
+            let mut seen = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let r = db
+                    .rows("SELECT count(*), count(DISTINCT refreshed_at) FROM region_hazard_cache");
+                let count: i64 = r[0][0].as_deref().unwrap().parse().unwrap();
+                let stamps: i64 = r[0][1].as_deref().unwrap().parse().unwrap();
+                seen.push((count, stamps));
+            }
+            seen
+        });
+        for _ in 0..5 {
+            let done = refresh(&db, &["--force"]);
+            assert_eq!(done.code, 0, "{}", done.all_output());
+        }
+        stop.store(true, Ordering::Relaxed);
+        reader.join().unwrap()
+    });
+    assert!(
+        observations.len() >= 20,
+        "only {} reads",
+        observations.len()
+    );
+    for (count, stamps) in &observations {
+        assert_eq!(
+            (*count, *stamps),
+            (expected, 1),
+            "a reader saw a partial, empty or mixed cache"
+        );
+    }
+    assert_eq!(
+        db.count("SELECT count(DISTINCT generation) FROM region_hazard_cache_rows"),
+        1
+    );
+}
+
+#[test]
+fn refresh_skips_when_nothing_changed_and_rebuilds_after_the_hazard_batch_rewrites() {
+    let db = TestDb::migrated("cache_skip");
+    both_scenarios(&db);
+    assert_eq!(refresh(&db, &[]).summary()["status"], "succeeded");
+    let again = refresh(&db, &[]);
+    assert_eq!(again.code, 0);
+    assert_eq!(
+        again.summary()["status"],
+        "skipped",
+        "{}",
+        again.all_output()
+    );
+
+    let rewrite = run(hazard(
+        &db,
+        &[
+            "--input",
+            demo().join("ssp585.nc").to_str().unwrap(),
+            "--force",
+        ],
+    ));
+    assert_eq!(rewrite.code, 0, "{}", rewrite.all_output());
+    let after = refresh(&db, &[]);
+    assert_eq!(
+        after.summary()["status"],
+        "succeeded",
+        "{}",
+        after.all_output()
+    );
+
+    let imported = run({
+        let mut c = jobctl(&db.url);
+        c.args(["regions", "import"])
+            .arg(demo().join("regions.csv"));
+        c
+    });
+    assert_eq!(imported.code, 0);
+    assert_eq!(
+        refresh(&db, &[]).summary()["status"],
+        "succeeded",
+        "a regions import changes the cache"
+    );
+}
+
+#[test]
+fn regions_import_rejects_bad_rows_by_line_and_imports_nothing() {
+    let db = TestDb::migrated("regions_bad");
+    let file = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("bad-regions-{}.csv", std::process::id()));
+    std::fs::write(
+        &file,
+        "code,name,lat,lon\nA,ok,35,127\nB,bad,95,127\nC,worse,35,east\n",
+    )
+    .unwrap();
+    let done = run({
+        let mut c = jobctl(&db.url);
+        c.args(["regions", "import"]).arg(&file);
+        c
+    });
+    assert_eq!(done.code, 65, "{}", done.all_output());
+    assert!(
+        done.stderr.contains("line 3: lat 95 is outside -90..90"),
+        "{}",
+        done.stderr
+    );
+    assert!(
+        done.stderr.contains("line 4: lon \"east\" is not a number"),
+        "{}",
+        done.stderr
+    );
+    assert_eq!(db.count("SELECT count(*) FROM regions"), 0);
+}
+
+#[test]
+fn dlq_reprocess_resolves_a_failed_hazard_chunk_and_the_table_equals_a_clean_run() {
+    let clean = TestDb::migrated("dlq_clean");
+    let db = TestDb::migrated("dlq_repair");
+    let input = demo().join("ssp126.nc");
+    let args = ["--input", input.to_str().unwrap(), "--chunk-points", "16"];
+    assert_eq!(run(hazard(&clean, &args)).code, 0);
+
+    let mut failing = hazard(&db, &args);
+    failing.env("CLIMATE_JOBS_FAULT", "fail-task=1");
+    assert_eq!(run(failing).code, 3);
+    let reprocess = run(dlq(&db, &[]));
+    assert_eq!(reprocess.code, 0, "{}", reprocess.all_output());
+    assert_eq!(reprocess.summary()["tasks_done"], 1);
+    assert_eq!(db.scalar("SELECT status FROM dead_letters"), "resolved");
+    let table = "SELECT md5(string_agg(g.lat || ',' || g.lon || ',' || scenario || ',' || risk_type || ',' || year || ',' || value || ',' || score, ';'
+                     ORDER BY g.lat, g.lon, scenario, risk_type, year))
+                   FROM hazard_results h JOIN grid_points g ON g.id = h.grid_id";
+    assert_eq!(db.scalar(table), clean.scalar(table));
+    // The chunk is done now, so the next batch run finds nothing left and vouches for the input.
+    let next = run(hazard(&db, &args));
+    assert_eq!(next.summary()["tasks_skipped"], 4, "{}", next.all_output());
+    assert_eq!(db.count("SELECT count(*) FROM input_files"), 1);
+}
+
+#[test]
+fn two_reprocess_runs_started_together_never_run_a_letter_twice() {
+    let db = TestDb::migrated("dlq_together");
+    let mut c = jobctl(&db.url);
+    c.env(
+        "CLIMATE_JOBS_FAULT",
+        "fail-task=0,fail-task=1,fail-task=2,fail-task=3,fail-task=4,fail-task=5",
+    )
+    .args(["canary", "--tasks", "8", "--task-duration", "1ms"]);
+    assert_eq!(run(c).code, 3);
+    assert_eq!(
+        db.count("SELECT count(*) FROM dead_letters WHERE status = 'pending'"),
+        6
+    );
+
+    let a = spawn(dlq(&db, &["--concurrency", "2"]));
+    let b = spawn(dlq(&db, &["--concurrency", "2"]));
+    let (a, b) = (wait(a.0, a.1), wait(b.0, b.1));
+    assert_eq!(
+        (a.code, b.code),
+        (0, 0),
+        "{}\n{}",
+        a.all_output(),
+        b.all_output()
+    );
+    // Every execution of a letter is a chunk of a dlq-reprocess run.
+    let executions = db.rows(
+        "SELECT chunk_key, count(*) FROM run_chunks WHERE job = 'dlq-reprocess' AND state = 'done' GROUP BY chunk_key ORDER BY chunk_key",
+    );
+    assert_eq!(executions.len(), 6, "{executions:?}");
+    assert!(
+        executions.iter().all(|r| r[1].as_deref() == Some("1")),
+        "{executions:?}"
+    );
+    assert_eq!(
+        db.count("SELECT count(*) FROM dead_letters WHERE status = 'resolved'"),
+        6
+    );
+}
+
+#[test]
+fn a_letter_that_keeps_failing_backs_off_longer_each_time_then_is_dead() {
+    let db = TestDb::migrated("dlq_dead");
+    let mut c = jobctl(&db.url);
+    c.env("CLIMATE_JOBS_FAULT", "fail-task=0").args([
+        "canary",
+        "--tasks",
+        "1",
+        "--task-duration",
+        "1ms",
+    ]);
+    assert_eq!(run(c).code, 3);
+    let mut waits = Vec::new();
+    for attempt in 2..=4 {
+        // Due now or soon: wait until it is.
+        assert!(support::wait_until(Duration::from_secs(10), || {
+            db.count("SELECT count(*) FROM dead_letters WHERE next_attempt_at <= now()") == 1
+        }));
+        let mut c = dlq(&db, &["--max-attempts", "4", "--backoff", "300ms"]);
+        c.env("CLIMATE_JOBS_FAULT", "fail-task=0");
+        let done = run(c);
+        assert_eq!(done.code, 3, "{}", done.all_output());
+        let row = &db.rows(
+            "SELECT attempts, status, extract(epoch FROM next_attempt_at - updated_at) * 1000 FROM dead_letters",
+        )[0];
+        assert_eq!(row[0].as_deref(), Some(attempt.to_string().as_str()));
+        if attempt < 4 {
+            assert_eq!(row[1].as_deref(), Some("pending"));
+            waits.push(row[2].as_deref().unwrap().parse::<f64>().unwrap());
+        } else {
+            assert_eq!(row[1].as_deref(), Some("dead"));
+        }
+    }
+    // 300 ms base: the first wait is in [150, 300] ms, the second in [300, 600].
+    assert!((150.0..=300.5).contains(&waits[0]), "{waits:?}");
+    assert!(
+        waits[1] >= waits[0] && (300.0..=600.5).contains(&waits[1]),
+        "{waits:?}"
+    );
+    // A dead letter is not run again, and stays listed.
+    let idle = run(dlq(&db, &[]));
+    assert_eq!(idle.summary()["tasks_total"], 0);
+    let listed = run({
+        let mut c = jobctl(&db.url);
+        c.args(["dlq", "list", "--status", "dead"]);
+        c
+    });
+    assert!(listed.stdout.contains("canary-00000"), "{}", listed.stdout);
+    // An operator can redrive it.
+    let id = db.scalar("SELECT id FROM dead_letters");
+    let redriven = run({
+        let mut c = jobctl(&db.url);
+        c.args(["dlq", "redrive", &id]);
+        c
+    });
+    assert_eq!(redriven.code, 0, "{}", redriven.all_output());
+    assert_eq!(run(dlq(&db, &[])).summary()["tasks_done"], 1);
+    assert_eq!(db.scalar("SELECT status FROM dead_letters"), "resolved");
+}
