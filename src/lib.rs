@@ -2,7 +2,8 @@
 //!
 //! `harness` is the run contract every binary keeps; `manifest` is
 //! jobs.yaml; `ops` the operator commands. Domain code is pure: `climate`
-//! reads gridded daily input, `hazard` defines the indices. `store` is what
+//! reads gridded daily input, `hazard` defines the indices, `probability`
+//! fits their distributions. `store` is what
 //! the jobs read and write in Postgres; `jobs` ties a domain to the harness.
 
 pub mod cache;
@@ -14,5 +15,6 @@ pub mod hazard;
 pub mod jobs;
 pub mod manifest;
 pub mod ops;
+pub mod probability;
 pub mod scope;
 pub mod store;
