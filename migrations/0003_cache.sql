@@ -8,7 +8,8 @@ CREATE TABLE probability_results (
     scenario        text             NOT NULL,
     risk_type       text             NOT NULL,
     year            smallint         NOT NULL,
-    method          text             NOT NULL CHECK (method IN ('gev', 'empirical', 'degenerate')),
+    method          text             NOT NULL
+                    CHECK (method IN ('gev', 'empirical', 'degenerate', 'empirical_fallback')),
     sample_size     smallint         NOT NULL,
     bin_edges       double precision[] NOT NULL,
     bin_probs       double precision[] NOT NULL,

@@ -82,6 +82,12 @@ pub trait Job: Send + Sync + 'static {
 
     fn run_task(&self, ctx: TaskContext) -> impl Future<Output = Result<TaskOutput>> + Send;
 
+    /// Job-specific counts for the summary line (e.g. windows too short to
+    /// fit); `null` for none.
+    fn counters(&self) -> serde_json::Value {
+        serde_json::Value::Null
+    }
+
     /// Where a failed or timed-out task goes. Default: a dead letter, for
     /// `dlq-reprocess`. (`dlq-reprocess` itself updates the letter it ran.)
     fn on_task_failure(

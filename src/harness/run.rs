@@ -57,10 +57,11 @@ pub fn run<J: Job>(job: J) -> ! {
     );
     let name = job.name();
     let dry_run = common.run.dry_run;
+    let job = Arc::new(job);
     let ending = match runtimes(usize::from(common.run.concurrency)) {
         Ok((controller, tasks)) => {
             let c = Controller {
-                job: Arc::new(job),
+                job: job.clone(),
                 run_id,
                 deadline,
                 watchdog: watchdog.clone(),
@@ -73,6 +74,7 @@ pub fn run<J: Job>(job: J) -> ! {
         }
         Err(e) => Ending::error(e, RunMetrics::default()),
     };
+    let counters = job.counters();
     watchdog.disarm();
 
     let summary = RunSummary {
@@ -84,6 +86,7 @@ pub fn run<J: Job>(job: J) -> ! {
         duration_ms: started.elapsed().as_millis() as u64,
         peak_rss_kb: ledger::peak_rss_kb(),
         dry_run,
+        counters,
         // A skipped run has a reason, not an error.
         reason: ending
             .error

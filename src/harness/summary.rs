@@ -18,6 +18,9 @@ pub struct RunSummary {
     pub duration_ms: u64,
     pub peak_rss_kb: Option<u64>,
     pub dry_run: bool,
+    /// The job's own counts, if it keeps any.
+    #[serde(skip_serializing_if = "serde_json::Value::is_null")]
+    pub counters: serde_json::Value,
     /// Why a skipped run did nothing.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,

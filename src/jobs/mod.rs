@@ -4,6 +4,7 @@
 pub mod cache_refresh;
 pub mod dlq_reprocess;
 pub mod hazard_timeseries;
+pub mod probability_batch;
 
 use crate::canary::Canary;
 use crate::climate::VariableNames;
@@ -12,7 +13,11 @@ use crate::scope::PointSelection;
 
 /// Jobs whose dead letters `dlq-reprocess` can re-run.
 pub fn reprocessable_jobs() -> &'static [&'static str] {
-    &["canary", hazard_timeseries::JOB_NAME]
+    &[
+        "canary",
+        hazard_timeseries::JOB_NAME,
+        probability_batch::JOB_NAME,
+    ]
 }
 
 /// The task code of `job`, for re-running its dead letters. A letter's
@@ -34,6 +39,17 @@ pub fn executor_for(job: &str, common: &CommonArgs) -> Option<Box<dyn TaskExecut
             1,
             false,
             VariableNames::default(),
+            common.clone(),
+        ))),
+        probability_batch::JOB_NAME => Some(Box::new(probability_batch::ProbabilityBatch::new(
+            None,
+            None,
+            None,
+            PointSelection::All,
+            crate::probability::DEFAULT_WINDOW,
+            crate::probability::DEFAULT_MIN_YEARS,
+            1,
+            false,
             common.clone(),
         ))),
         _ => None,

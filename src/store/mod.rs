@@ -4,4 +4,5 @@
 pub mod grid;
 pub mod hazard_results;
 pub mod input_files;
+pub mod probability_results;
 pub mod regions;

@@ -1,0 +1,373 @@
+//! probability-batch: for every grid point, scenario, hazard and year, fits
+//! the window of annual index values around the year (`hazard_results`)
+//! and writes bin probabilities, 10/50/100-year return levels and the fit
+//! to `probability_results`.
+//!
+//! Plan: skip when `hazard_results` has not changed since the last full
+//! run with the same scope (its version in `data_versions`, recorded in
+//! `input_files` as `table:hazard_results`); cut the grid points into
+//! chunks. Task: read the chunk's series in one set-based query, fit every
+//! window on a blocking thread (pure code in `probability`), write the rows
+//! in one transaction.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::harness::ledger::RunMetrics;
+use crate::harness::{
+    CommonArgs, Job, Plan, PlanContext, TaskContext, TaskOutput, TaskSpec, UsageError,
+};
+use crate::probability::{
+    Fitted, Fitter, ProbabilityConfig, default_config, default_configs, window_into,
+};
+use crate::scope::{PointSelection, YearRange};
+use crate::store::input_files::{self, stable_hash};
+use crate::store::probability_results::{ProbabilityRow, write_chunk};
+
+pub const JOB_NAME: &str = "probability-batch";
+
+/// `input_files.path` under which the hazard rows' version is recorded.
+const SOURCE: &str = "table:hazard_results";
+
+#[derive(Debug)]
+pub struct ProbabilityBatch {
+    pub scenarios: Option<Vec<String>>,
+    pub years: Option<YearRange>,
+    pub hazards: Option<Vec<String>>,
+    /// Grid ids (`0..499` = ids 0 to 499) or a bounding box.
+    pub points: PointSelection,
+    pub window: usize,
+    pub min_years: usize,
+    pub chunk_points: usize,
+    pub force: bool,
+    pub common: CommonArgs,
+    planned: Mutex<Option<(String, String, usize)>>,
+    too_short: AtomicU64,
+}
+
+/// One chunk: the grid ids to fit, and the scope.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ChunkPayload {
+    pub grid_ids: Vec<i32>,
+    pub scenarios: Option<Vec<String>>,
+    pub hazards: Vec<String>,
+    pub years: Option<YearRange>,
+    pub window: usize,
+    pub min_years: usize,
+}
+
+impl ProbabilityBatch {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        scenarios: Option<Vec<String>>,
+        years: Option<YearRange>,
+        hazards: Option<Vec<String>>,
+        points: PointSelection,
+        window: usize,
+        min_years: usize,
+        chunk_points: usize,
+        force: bool,
+        common: CommonArgs,
+    ) -> Self {
+        Self {
+            scenarios,
+            years,
+            hazards,
+            points,
+            window,
+            min_years,
+            chunk_points: chunk_points.max(1),
+            force,
+            common,
+            planned: Mutex::new(None),
+            too_short: AtomicU64::new(0),
+        }
+    }
+
+    fn configs(&self) -> Result<Vec<ProbabilityConfig>> {
+        select_configs(self.hazards.as_deref())
+    }
+}
+
+fn select_configs(names: Option<&[String]>) -> Result<Vec<ProbabilityConfig>> {
+    let Some(names) = names else {
+        return Ok(default_configs());
+    };
+    names
+        .iter()
+        .map(|n| {
+            default_config(n).ok_or_else(|| {
+                let known: Vec<String> = default_configs()
+                    .iter()
+                    .map(|c| c.risk_type().to_string())
+                    .collect();
+                UsageError(format!(
+                    "--hazards: unknown hazard {n:?} (known: {})",
+                    known.join(", ")
+                ))
+                .into()
+            })
+        })
+        .collect()
+}
+
+/// Fits every window of the series in `rows` (grid, scenario, risk, year,
+/// value; ordered by the first four). Pure: the task's blocking half.
+/// Returns the rows and the number of windows too short to fit.
+pub fn fit_series(
+    rows: &[(i32, String, String, i16, f64)],
+    configs: &[ProbabilityConfig],
+    years: Option<YearRange>,
+    window: usize,
+    min_years: usize,
+) -> (Vec<ProbabilityRow>, u64) {
+    let mut out = Vec::new();
+    let mut too_short = 0;
+    let mut fitter = Fitter::new();
+    let mut values = Vec::with_capacity(window);
+    let mut fitted = Fitted::default();
+    let mut series: Vec<(i32, f64)> = Vec::new();
+    let mut start = 0;
+    while start < rows.len() {
+        let (grid, scenario, risk) = (&rows[start].0, &rows[start].1, &rows[start].2);
+        let mut end = start;
+        while end < rows.len()
+            && rows[end].0 == *grid
+            && rows[end].1 == *scenario
+            && rows[end].2 == *risk
+        {
+            end += 1;
+        }
+        let group = &rows[start..end];
+        start = end;
+        let Some(config) = configs.iter().find(|c| c.risk_type() == risk.as_str()) else {
+            continue;
+        };
+        series.clear();
+        series.extend(group.iter().map(|r| (i32::from(r.3), r.4)));
+        let (first, last) = (series[0].0, series[series.len() - 1].0);
+        for year in first..=last {
+            if years.is_some_and(|y| !y.contains(year)) {
+                continue;
+            }
+            if !window_into(&series, year, window, min_years, &mut values) {
+                too_short += 1;
+                continue;
+            }
+            if fitter.fit_into(&values, config, &mut fitted).is_err() {
+                too_short += 1;
+                continue;
+            }
+            out.push(ProbabilityRow {
+                grid_id: *grid,
+                scenario: scenario.clone(),
+                risk_type: config.risk_type().to_string(),
+                year: year as i16,
+                method: fitted.method.as_str(),
+                sample_size: fitted.n as i16,
+                bin_edges: config.bin_edges().to_vec(),
+                bin_probs: fitted.bin_probs.clone(),
+                return_levels: fitted.return_levels,
+                gev: fitted.params.map(|p| (p.c, p.loc, p.scale)),
+            });
+        }
+    }
+    (out, too_short)
+}
+
+impl Job for ProbabilityBatch {
+    fn name(&self) -> &'static str {
+        JOB_NAME
+    }
+
+    fn common(&self) -> &CommonArgs {
+        &self.common
+    }
+
+    fn args(&self) -> serde_json::Value {
+        json!({
+            "scenarios": self.scenarios,
+            "years": self.years.map(|y| y.to_string()),
+            "hazards": self.hazards,
+            "points": self.points.to_string(),
+            "window": self.window,
+            "min_years": self.min_years,
+            "chunk_points": self.chunk_points,
+            "force": self.force,
+        })
+    }
+
+    fn counters(&self) -> serde_json::Value {
+        json!({ "windows_too_short": self.too_short.load(Ordering::Relaxed) })
+    }
+
+    async fn plan(&self, ctx: &PlanContext) -> Result<Plan> {
+        if self.min_years == 0 || self.min_years > self.window {
+            return Err(UsageError(format!(
+                "--min-years {} must be between 1 and --window {}",
+                self.min_years, self.window
+            ))
+            .into());
+        }
+        let configs = self.configs()?;
+        let hazards: Vec<String> = configs.iter().map(|c| c.risk_type().to_string()).collect();
+        let client = ctx
+            .pool
+            .get()
+            .await
+            .context("getting a database connection")?;
+        let version: i64 = client
+            .query_opt(
+                "SELECT version FROM data_versions WHERE table_name = 'hazard_results'",
+                &[],
+            )
+            .await
+            .context("reading data_versions")?
+            .map(|r| r.get(0))
+            .unwrap_or(0);
+        let fingerprint = format!("v{version}");
+        let scope = format!(
+            "scenarios={};hazards={};years={};points={};window={};min_years={}",
+            self.scenarios
+                .as_ref()
+                .map(|s| s.join(","))
+                .unwrap_or_else(|| "all".into()),
+            hazards.join(","),
+            self.years
+                .map(|y| y.to_string())
+                .unwrap_or_else(|| "all".into()),
+            self.points,
+            self.window,
+            self.min_years
+        );
+        let mut plan = Plan::default();
+        if !self.force
+            && let Some(prev) = input_files::lookup(&**client, JOB_NAME, SOURCE).await?
+            && prev.fingerprint == fingerprint
+            && prev.scope == scope
+        {
+            plan.up_to_date = Some(format!(
+                "hazard_results unchanged since run {} at {} UTC; nothing to do (--force redoes it)",
+                prev.run_id, prev.processed_at
+            ));
+            return Ok(plan);
+        }
+        let ids: Vec<i32> = client
+            .query("SELECT id, lat, lon FROM grid_points ORDER BY id", &[])
+            .await
+            .context("reading grid_points")?
+            .iter()
+            .filter(|r| {
+                self.points
+                    .selects(r.get::<_, i32>(0) as usize, r.get(1), r.get(2))
+            })
+            .map(|r| r.get(0))
+            .collect();
+        for chunk in ids.chunks(self.chunk_points) {
+            let (first, last) = (chunk[0], chunk[chunk.len() - 1]);
+            let payload = ChunkPayload {
+                grid_ids: chunk.to_vec(),
+                scenarios: self.scenarios.clone(),
+                hazards: hazards.clone(),
+                years: self.years,
+                window: self.window,
+                min_years: self.min_years,
+            };
+            plan.tasks.push(TaskSpec {
+                key: format!("grid:{first}-{last}"),
+                payload: serde_json::to_value(&payload).context("encoding a chunk payload")?,
+            });
+        }
+        plan.description.push(format!(
+            "{} grid point(s) in {} chunk(s); hazards {}; window {} years, at least {}; hazard_results version {version}",
+            ids.len(),
+            plan.tasks.len(),
+            hazards.join(","),
+            self.window,
+            self.min_years
+        ));
+        let mut key = format!("{}|{scope}", stable_hash(&fingerprint));
+        if self.force {
+            key.push_str(&format!("|force:{}", ctx.run_id));
+        }
+        plan.resume_key = Some(key);
+        *self.planned.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((fingerprint, scope, ids.len()));
+        Ok(plan)
+    }
+
+    async fn run_task(&self, ctx: TaskContext) -> Result<TaskOutput> {
+        let chunk: ChunkPayload =
+            serde_json::from_value(ctx.payload).context("decoding the chunk payload")?;
+        let (Some(&first), Some(&last)) = (chunk.grid_ids.first(), chunk.grid_ids.last()) else {
+            return Ok(TaskOutput::default());
+        };
+        let configs = select_configs(Some(&chunk.hazards))?;
+        let mut client = ctx
+            .pool
+            .get()
+            .await
+            .context("getting a database connection")?;
+        let rows: Vec<(i32, String, String, i16, f64)> = client
+            .query(
+                "SELECT grid_id, scenario, risk_type, year, value FROM hazard_results
+                  WHERE grid_id = ANY($1) AND ($2::text[] IS NULL OR scenario = ANY($2)) AND risk_type = ANY($3)
+                  ORDER BY grid_id, scenario, risk_type, year",
+                &[&chunk.grid_ids, &chunk.scenarios, &chunk.hazards],
+            )
+            .await
+            .context("reading the chunk's hazard_results")?
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
+            .collect();
+        let (years, window, min_years) = (chunk.years, chunk.window, chunk.min_years);
+        let (rows, too_short) = tokio::task::spawn_blocking(move || {
+            fit_series(&rows, &configs, years, window, min_years)
+        })
+        .await
+        .context("fitting thread")?;
+        self.too_short.fetch_add(too_short, Ordering::Relaxed);
+        let tx = client
+            .transaction()
+            .await
+            .context("starting the chunk transaction")?;
+        let n = write_chunk(&tx, first, last, ctx.run_id, &rows).await?;
+        tx.commit().await.context("committing the chunk")?;
+        Ok(TaskOutput { rows_written: n })
+    }
+
+    async fn after_tasks(&self, ctx: &PlanContext, metrics: &RunMetrics) -> Result<()> {
+        if metrics.tasks_failed + metrics.tasks_timed_out > 0 {
+            return Ok(());
+        }
+        let Some((fingerprint, scope, points)) = self
+            .planned
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+        else {
+            return Ok(());
+        };
+        let client = ctx
+            .pool
+            .get()
+            .await
+            .context("getting a database connection")?;
+        input_files::record(
+            &**client,
+            JOB_NAME,
+            SOURCE,
+            &fingerprint,
+            &scope,
+            "*",
+            i32::try_from(points).unwrap_or(i32::MAX),
+            i64::try_from(metrics.rows_written).unwrap_or(i64::MAX),
+            ctx.run_id,
+        )
+        .await
+    }
+}
