@@ -1,0 +1,210 @@
+//! probability-batch end to end: hazard rows from the real hazard batch on
+//! demo data, the real binary, a real PostgreSQL.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use climate_jobs::jobs::probability_batch::fit_series;
+use climate_jobs::probability::default_configs;
+use support::{Finished, TestDb, run};
+
+/// 20 points, 2021–2060 (40 years: windows of 30 shift at both ends), one scenario.
+fn demo() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("prob-demo-{}", std::process::id()));
+        let out = Command::new(env!("CARGO_BIN_EXE_jobctl"))
+            .args([
+                "demo-data",
+                "--points",
+                "20",
+                "--years",
+                "2021..2060",
+                "--scenarios",
+                "ssp370",
+                "--out",
+            ])
+            .arg(&dir)
+            .output()
+            .expect("running jobctl demo-data");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        dir
+    })
+}
+
+fn job(db: &TestDb, binary: &str, args: &[&str]) -> Command {
+    let mut c = Command::new(binary);
+    c.env("DATABASE_URL", &db.url)
+        .env("CLIMATE_JOBS_LOG_FORMAT", "json")
+        .env_remove("CLIMATE_JOBS_FAULT")
+        .args(args)
+        .stdin(std::process::Stdio::null());
+    c
+}
+
+fn probability(db: &TestDb, args: &[&str]) -> Command {
+    job(db, env!("CARGO_BIN_EXE_probability-batch"), args)
+}
+
+fn with_hazard_rows(name: &str) -> TestDb {
+    let db = TestDb::migrated(name);
+    let input = demo().join("ssp370.nc");
+    let done = run(job(
+        &db,
+        env!("CARGO_BIN_EXE_hazard-timeseries-batch"),
+        &["--input", input.to_str().unwrap()],
+    ));
+    assert_eq!(done.code, 0, "{}", done.all_output());
+    db
+}
+
+fn checksum(db: &TestDb) -> String {
+    db.scalar(
+        "SELECT md5(string_agg(concat_ws('|', grid_id, scenario, risk_type, year, method, sample_size, bin_edges, bin_probs,
+                                         return_level_10, return_level_50, return_level_100, gev_c, gev_loc, gev_scale), ';'
+                               ORDER BY grid_id, scenario, risk_type, year)) FROM probability_results",
+    )
+}
+
+#[test]
+fn every_series_year_gets_a_row_equal_to_the_pure_fit_with_bins_summing_to_one() {
+    let db = with_hazard_rows("prob_rows");
+    let done = run(probability(&db, &["--chunk-points", "8"]));
+    assert_eq!(done.code, 0, "{}", done.all_output());
+    let summary = done.summary();
+    assert_eq!(summary["tasks_done"], 3, "20 points in chunks of 8");
+
+    // What the pure code computes from the same hazard rows.
+    let series: Vec<(i32, String, String, i16, f64)> = db
+        .rows("SELECT grid_id, scenario, risk_type, year, value FROM hazard_results ORDER BY 1, 2, 3, 4")
+        .into_iter()
+        .map(|r| {
+            let s = |i: usize| r[i].clone().unwrap();
+            (s(0).parse().unwrap(), s(1), s(2), s(3).parse().unwrap(), s(4).parse().unwrap())
+        })
+        .collect();
+    let (want, too_short) = fit_series(&series, &default_configs(), None, 30, 20);
+    assert_eq!(summary["rows_written"], want.len());
+    assert_eq!(summary["counters"]["windows_too_short"], too_short);
+    assert_eq!(
+        db.count("SELECT count(*) FROM probability_results"),
+        want.len() as i64
+    );
+    // 20 points × 5 hazards × 40 years, less the all-degenerate-free cases: every year has a row.
+    assert!(want.len() >= 20 * 5 * 38, "{}", want.len());
+    for w in want.iter().step_by(97) {
+        let got = &db.rows(&format!(
+            "SELECT method, sample_size, return_level_100, array_to_string(bin_probs, ',') FROM probability_results
+              WHERE grid_id = {} AND scenario = '{}' AND risk_type = '{}' AND year = {}",
+            w.grid_id, w.scenario, w.risk_type, w.year
+        ))[0];
+        assert_eq!(got[0].as_deref(), Some(w.method), "{w:?}");
+        assert_eq!(
+            got[1].as_deref().unwrap().parse::<i16>().unwrap(),
+            w.sample_size
+        );
+        let rl: f64 = got[2].as_deref().unwrap().parse().unwrap();
+        assert!(
+            (rl - w.return_levels[2]).abs() <= 1e-9 * rl.abs().max(1.0),
+            "{rl} vs {:?}",
+            w.return_levels
+        );
+        let probs: Vec<f64> = got[3]
+            .as_deref()
+            .unwrap()
+            .split(',')
+            .map(|p| p.parse().unwrap())
+            .collect();
+        assert_eq!(probs.len(), w.bin_probs.len());
+        for (a, b) in probs.iter().zip(&w.bin_probs) {
+            assert!((a - b).abs() <= 1e-12, "{probs:?} vs {:?}", w.bin_probs);
+        }
+    }
+    // Every row: bins sum to 1 within 1e-9, nothing is NaN.
+    assert_eq!(
+        db.count(
+            "SELECT count(*) FROM probability_results
+              WHERE abs((SELECT sum(p) FROM unnest(bin_probs) p) - 1) > 1e-9
+                 OR 'NaN' = ANY(bin_probs) OR 'NaN' IN (return_level_10, return_level_50, return_level_100)
+                 OR 'NaN' IN (coalesce(gev_c, 0), coalesce(gev_loc, 0), coalesce(gev_scale, 0))"
+        ),
+        0
+    );
+    assert_eq!(
+        db.scalar("SELECT string_agg(DISTINCT method || ':' || risk_type, ',' ORDER BY method || ':' || risk_type) FROM probability_results WHERE method <> 'degenerate'"),
+        "empirical:extreme_cold,empirical:extreme_heat,gev:drought,gev:river_flood,gev:urban_flood"
+    );
+}
+
+#[test]
+fn a_rerun_on_unchanged_hazard_rows_writes_nothing_and_force_rewrites_identical_rows() {
+    let db = with_hazard_rows("prob_rerun");
+    assert_eq!(run(probability(&db, &[])).code, 0);
+    let before = checksum(&db);
+    let count = db.count("SELECT count(*) FROM probability_results");
+
+    let again = run(probability(&db, &[]));
+    assert_eq!(again.code, 0, "{}", again.all_output());
+    assert_eq!(again.summary()["status"], "skipped");
+    assert_eq!(again.summary()["rows_written"], 0);
+
+    let forced: Finished = run(probability(&db, &["--force"]));
+    assert_eq!(forced.code, 0, "{}", forced.all_output());
+    assert_eq!(forced.summary()["rows_written"], count);
+    assert_eq!(checksum(&db), before);
+    assert_eq!(db.count("SELECT count(*) FROM probability_results"), count);
+    let id = forced.summary()["run_id"].as_str().unwrap().to_string();
+    assert_eq!(
+        db.count(&format!(
+            "SELECT count(*) FROM probability_results WHERE run_id = '{id}'"
+        )),
+        count
+    );
+
+    // New hazard rows make the next run recompute.
+    let input = demo().join("ssp370.nc");
+    let rewrite = run(job(
+        &db,
+        env!("CARGO_BIN_EXE_hazard-timeseries-batch"),
+        &["--input", input.to_str().unwrap(), "--force"],
+    ));
+    assert_eq!(rewrite.code, 0);
+    assert_eq!(run(probability(&db, &[])).summary()["status"], "succeeded");
+}
+
+#[test]
+fn failed_and_hung_chunks_are_dead_lettered_and_dlq_reprocess_redoes_them() {
+    let db = with_hazard_rows("prob_faults");
+    let mut c = probability(&db, &["--chunk-points", "5", "--task-timeout", "2s"]);
+    c.env("CLIMATE_JOBS_FAULT", "fail-task=1,hang-task=2");
+    let done = run(c);
+    assert_eq!(done.code, 3, "{}", done.all_output());
+    assert_eq!(done.summary()["tasks_failed"], 1);
+    assert_eq!(done.summary()["tasks_timed_out"], 1);
+    let letters = db.rows("SELECT error_kind, payload->'grid_ids' FROM dead_letters ORDER BY id");
+    assert_eq!(letters.len(), 2, "{letters:?}");
+    assert_eq!(
+        db.count("SELECT count(DISTINCT grid_id) FROM probability_results"),
+        10
+    );
+
+    let clean = with_hazard_rows("prob_faults_clean");
+    assert_eq!(run(probability(&clean, &[])).code, 0);
+
+    let repair = run(job(&db, env!("CARGO_BIN_EXE_dlq-reprocess"), &[]));
+    assert_eq!(repair.code, 0, "{}", repair.all_output());
+    assert_eq!(repair.summary()["tasks_done"], 2);
+    assert_eq!(
+        db.count("SELECT count(*) FROM dead_letters WHERE status = 'resolved'"),
+        2
+    );
+    assert_eq!(checksum(&db), checksum(&clean));
+}
