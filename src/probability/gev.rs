@@ -75,21 +75,27 @@ impl std::error::Error for GevFitError {}
 /// `t3` is NaN or infinite when `l2 == 0`.
 pub fn sample_lmoment_ratios(sorted: &[f64]) -> [f64; 3] {
     let n = sorted.len();
-    // numpy's np.sum(x) for a contiguous float64 array; n is small, so u64 combinations are exact.
+    // numpy's np.sum(x) for a contiguous float64 array.
     let l1 = numpy_pairwise_sum(sorted) / n as f64;
-    let nn = n as u64;
-    let comb2 = |m: u64| if m < 2 { 0 } else { m * (m - 1) / 2 };
-    let coefl2 = 0.5 / comb2(nn) as f64;
+    let nf = n as f64;
+    // comb(n, 2) and comb(n, 3) as lmoments3's exact Python ints, then one rounding to float.
+    let nn = n as u128;
+    let coefl2 = 0.5 / (nn * nn.saturating_sub(1) / 2) as f64;
     let coefl3 = 1.0 / 3.0 / (nn * nn.saturating_sub(1) * nn.saturating_sub(2) / 6) as f64;
     let mut s2 = 0.0;
     let mut s3 = 0.0;
-    for (i, &x) in sorted.iter().enumerate() {
-        let a = i as u64;
-        let b = nn - 1 - a;
-        // Python ints (exact) times a float64: one rounding per term, as in lmoments3.
-        s2 += (a as f64 - b as f64) * x;
-        let w3 = comb2(a) as i64 - 2 * (a * b) as i64 + comb2(b) as i64;
-        s3 += w3 as f64 * x;
+    let mut a = 0.0_f64;
+    for &x in sorted {
+        // The weights are lmoments3's Python-int expressions (i - (n-1-i) and
+        // C(i,2) - 2 i (n-1-i) + C(n-1-i,2)), evaluated in f64: every intermediate is an
+        // integer below 2^53 for any n under 10^7, so they are exact, like Python's ints, and
+        // each term then has the one rounding of `int * float64` that lmoments3 has. Float
+        // weights avoid integer-to-float conversions in the hot loop.
+        let b = nf - 1.0 - a;
+        s2 += (a - b) * x;
+        let w3 = a * (a - 1.0) * 0.5 - 2.0 * a * b + b * (b - 1.0) * 0.5;
+        s3 += w3 * x;
+        a += 1.0;
     }
     let l2 = coefl2 * s2;
     let t3 = coefl3 * s3 / l2;
@@ -254,12 +260,25 @@ impl GevParams {
     /// `y ← -expm1(-c y) / c` unless `c == 0`, result `y * scale + loc`. For `p` in (0, 1)
     /// the result is finite; `p = 0` / `p = 1` give the support bounds.
     pub fn quantile(&self, p: f64) -> f64 {
-        let mut y = -(-p.ln()).ln();
+        self.quantile_at_gumbel(gumbel_variate(p))
+    }
+
+    /// The quantile whose reduced Gumbel variate `-ln(-ln p)` is `y` ([`gumbel_variate`]):
+    /// lets a caller that needs the same probabilities for many fits (the return periods)
+    /// compute the two logarithms once.
+    pub fn quantile_at_gumbel(&self, y: f64) -> f64 {
+        let mut y = y;
         if self.c != 0.0 && !y.is_nan() {
             y = -(-self.c * y).exp_m1() / self.c;
         }
         y * self.scale + self.loc
     }
+}
+
+/// The reduced Gumbel variate `-ln(-ln p)` of a probability, as scipy's `genextreme._ppf`
+/// computes it.
+pub fn gumbel_variate(p: f64) -> f64 {
+    -(-p.ln()).ln()
 }
 
 /// `ln Γ(x)` for `x > 0` (Lanczos, g = 7, 9 terms; relative error of Γ about 1e-15, far
