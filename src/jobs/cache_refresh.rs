@@ -6,6 +6,7 @@
 use anyhow::{Context, Result};
 use serde_json::json;
 
+use crate::cache::nearest_point;
 use crate::cache::query::{COMBINATIONS, build_sql, short_combinations_sql};
 use crate::harness::{
     AbortRun, CommonArgs, Job, Plan, PlanContext, TaskContext, TaskOutput, TaskSpec,
@@ -118,15 +119,38 @@ impl Job for CacheRefresh {
             .query_one("SELECT nextval('region_hazard_cache_generation')", &[])
             .await?
             .get(0);
-        let regions: i64 = tx
-            .query_one("SELECT count(*) FROM regions", &[])
-            .await?
-            .get(0);
+        // Sorting 400,000 rows in the build needs more than the default 4 MB.
+        tx.batch_execute("SET LOCAL work_mem = '256MB'")
+            .await
+            .context("setting work_mem")?;
+        let region_rows = tx
+            .query("SELECT code, lat, lon FROM regions ORDER BY code", &[])
+            .await
+            .context("reading regions")?;
+        let regions = region_rows.len() as i64;
         if regions == 0 {
             return Err(AbortRun(
                 "no regions: import them with `jobctl regions import FILE.csv`".into(),
             )
             .into());
+        }
+        let points: Vec<(i32, f64, f64)> = tx
+            .query("SELECT id, lat, lon FROM grid_points", &[])
+            .await
+            .context("reading grid_points")?
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect();
+        let (mut codes, mut grid_ids, mut distances) = (Vec::new(), Vec::new(), Vec::new());
+        for r in &region_rows {
+            let Some((id, km)) = nearest_point(r.get(1), r.get(2), &points) else {
+                return Err(
+                    AbortRun("no grid points: run hazard-timeseries-batch first".into()).into(),
+                );
+            };
+            codes.push(r.get::<_, String>(0));
+            grid_ids.push(id);
+            distances.push(km);
         }
         let combinations = tx
             .query(&format!("SELECT count(*) FROM ({COMBINATIONS}) c"), &[])
@@ -135,7 +159,7 @@ impl Job for CacheRefresh {
             .get::<_, i64>(0);
         let started = std::time::Instant::now();
         let built = tx
-            .execute(&build_sql(), &[&generation])
+            .execute(&build_sql(), &[&generation, &codes, &grid_ids, &distances])
             .await
             .context("building the cache")?;
         let expected = regions * combinations;
