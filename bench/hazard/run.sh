@@ -12,7 +12,8 @@
 #       (one per repetition), at each concurrency in CONCURRENCY;
 #   (c) the floor: bench/hazard/floor.rs (read the three variables once + binary COPY of the
 #       same number of rows into a table shaped like hazard_results).
-# Every command runs under /usr/bin/time -v (wall time measured outside the process, peak RSS).
+# Every command runs under /usr/bin/time -v (wall time measured outside the process, peak RSS);
+# the Postgres CPU time each run causes is recorded too (server backends are other processes).
 # The file is in the page cache for every measurement (it was just written or read).
 #
 # Environment (all optional):
@@ -64,15 +65,28 @@ pg_version=$("$pg_bin/postgres" --version)
 measure() {
   local tag=$1
   shift
+  local s0 s1
+  s0=$(server_ticks)
   if ! /usr/bin/time -v -o "$raw/$tag.time" "$@" >"$raw/$tag.out" 2>"$raw/$tag.err"; then
     echo "!! $tag failed; last lines of its stderr ($raw/$tag.err):" >&2
     tail -n 20 "$raw/$tag.err" >&2
     exit 1
   fi
+  sleep 1 # let the postmaster reap the run's backends, so their CPU time is counted
+  s1=$(server_ticks)
+  echo "$(((s1 - s0) * 1000 / clk_tck))" >"$raw/$tag.server_cpu_ms"
   local wall rss
   wall=$(sed -n 's/.*Elapsed (wall clock) time.*: //p' "$raw/$tag.time")
   rss=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$raw/$tag.time")
-  echo "   $tag: wall $wall, peak RSS $((rss / 1024)) MB" >&2
+  echo "   $tag: wall $wall, peak RSS $((rss / 1024)) MB, Postgres CPU $(awk "{printf \"%.2f\", \$1 / 1000}" "$raw/$tag.server_cpu_ms") s" >&2
+}
+
+# CPU time (clock ticks) of the server's exited children (backends, autovacuum workers): the
+# postmaster's cutime + cstime. The difference around a run is the Postgres CPU it caused.
+postmaster_pid=$(head -n 1 "$pg_dir/data/postmaster.pid")
+clk_tck=$(getconf CLK_TCK)
+server_ticks() {
+  awk '{print $16 + $17}' "/proc/$postmaster_pid/stat"
 }
 
 for rep in $(seq 1 "$REPS"); do

@@ -69,6 +69,9 @@ def main() -> int:
             continue
         tool, points, conc, rep = m.group(1), int(m.group(2)), m.group(3), int(m.group(4))
         rec = {"rep": rep, **parse_time(t), "report": last_json(raw / f"{tag}.out")}
+        cpu_file = raw / f"{tag}.server_cpu_ms"
+        if cpu_file.exists():
+            rec["server_cpu_s"] = int(cpu_file.read_text().strip()) / 1000
         rows_file = raw / f"{tag}.rows"
         if rows_file.exists():
             rec["rows_in_table"] = int(rows_file.read_text().strip())
@@ -88,6 +91,8 @@ def main() -> int:
             "max_peak_rss_mb": max(r["peak_rss_mb"] for r in rs),
             "median_cpu_s": med([r["user_s"] + r["sys_s"] for r in rs]),
         }
+        if all("server_cpu_s" in r for r in rs):
+            s["median_server_cpu_s"] = med([r["server_cpu_s"] for r in rs])
         inner = [r["report"].get("seconds") for r in rs if r["report"] and "seconds" in r["report"]]
         if inner:
             s["median_seconds_reported"] = med(inner)
@@ -131,6 +136,10 @@ def main() -> int:
     json_path.write_text(json.dumps(out, indent=2) + "\n")
 
     # The human table.
+    def srv(s: dict) -> str:
+        v = s.get("median_server_cpu_s")
+        return "—" if v is None else f"{v:.2f}"
+
     def pts(n: int) -> str:
         return f"{n:,}"
 
@@ -145,8 +154,8 @@ def main() -> int:
         f"Load average before: {meta['load_average']['before']}; after: {meta['load_average']['after']}. "
         f"Raw figures: `{json_path.name}`.",
         "",
-        "| points | measurement | median wall (s) | runs (s) | CPU (s) | peak RSS (MB) |",
-        "|---:|---|---:|---|---:|---:|",
+        "| points | measurement | median wall (s) | runs (s) | CPU (s) | Postgres CPU (s) | peak RSS (MB) |",
+        "|---:|---|---:|---|---:|---:|---:|",
     ]
     for n in sizes:
         size = out["sizes"][str(n)]
@@ -155,27 +164,27 @@ def main() -> int:
             lines.append(
                 f"| {pts(n)} | xclim {x['versions'].get('xclim')}: five indices (load {x['median_load_s']:.2f} s not counted) "
                 f"| **{x['median_seconds_reported']:.2f}** | {fmt_list(r['report']['seconds'] for r in x['runs'])} "
-                f"| — | {x['median_peak_rss_mb']:.0f} |"
+                f"| — | — | {x['median_peak_rss_mb']:.0f} |"
             )
             lines.append(
                 f"| {pts(n)} | xclim whole process (import + load + indices) | {x['median_wall_s']:.2f} "
-                f"| {fmt_list(x['wall_s'])} | {x['median_cpu_s']:.2f} | {x['median_peak_rss_mb']:.0f} |"
+                f"| {fmt_list(x['wall_s'])} | {x['median_cpu_s']:.2f} | — | {x['median_peak_rss_mb']:.0f} |"
             )
         else:
-            lines.append(f"| {pts(n)} | xclim | not run (≈{1.8 * n / 1000:.1f} GB RSS expected; see note) | | | |")
+            lines.append(f"| {pts(n)} | xclim | not run (≈{1.8 * n / 1000:.1f} GB RSS expected; see note) | | | | |")
         for c, j in size["job"].items():
             if not j:
                 continue
             head = " (headline)" if int(c) == size["ratios"]["headline_concurrency"] else ""
             lines.append(
                 f"| {pts(n)} | job end to end, `--concurrency {c}`{head} | **{j['median_wall_s']:.2f}** "
-                f"| {fmt_list(j['wall_s'])} | {j['median_cpu_s']:.2f} | {j['median_peak_rss_mb']:.0f} |"
+                f"| {fmt_list(j['wall_s'])} | {j['median_cpu_s']:.2f} | {srv(j)} | {j['median_peak_rss_mb']:.0f} |"
             )
         f = size["floor"]
         if f:
             lines.append(
                 f"| {pts(n)} | floor: read {f['median_read_s']:.2f} s + COPY {f['median_copy_s']:.2f} s of {f['rows'][0]:,} rows "
-                f"| **{f['median_wall_s']:.2f}** | {fmt_list(f['wall_s'])} | {f['median_cpu_s']:.2f} | {f['median_peak_rss_mb']:.0f} |"
+                f"| **{f['median_wall_s']:.2f}** | {fmt_list(f['wall_s'])} | {f['median_cpu_s']:.2f} | {srv(f)} | {f['median_peak_rss_mb']:.0f} |"
             )
     lines += ["", "| target | " + " | ".join(f"{pts(n)} points" for n in sizes) + " |",
               "|---|" + "---:|" * len(sizes)]
@@ -204,7 +213,9 @@ def main() -> int:
     lines.append(
         "Ratios use the headline job (the faster concurrency at that size) and the medians; "
         "xclim / job compares xclim's index computation alone (its file load excluded) with the "
-        "job's whole process wall time, which includes reading the file and writing Postgres."
+        "job's whole process wall time, which includes reading the file and writing Postgres. "
+        "CPU = user + system time of the measured process; Postgres CPU = CPU time of the server "
+        "backends the run caused (other processes, not in the wall-clock CPU column)."
     )
     table = "\n".join(lines) + "\n"
 
