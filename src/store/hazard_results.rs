@@ -70,6 +70,11 @@ pub async fn write_chunk(
     Ok(n)
 }
 
+/// Primary-key order within one scenario: (grid_id, risk_type, year).
+fn key_order(a: &HazardRow<'_>, b: &HazardRow<'_>) -> std::cmp::Ordering {
+    (a.grid_id, a.risk_type, a.year).cmp(&(b.grid_id, b.risk_type, b.year))
+}
+
 async fn copy_into(
     tx: &Transaction<'_>,
     table: &str,
@@ -77,6 +82,17 @@ async fn copy_into(
     run_id: Uuid,
     rows: &[HazardRow<'_>],
 ) -> Result<u64> {
+    // Rows come year by year; in key order the primary-key B-tree is filled left to right
+    // instead of touching a leaf page per row (bench/hazard: ~2x less server time on COPY).
+    let sorted;
+    let rows = if rows.is_sorted_by(|a, b| key_order(a, b).is_le()) {
+        rows
+    } else {
+        let mut v = rows.to_vec();
+        v.sort_unstable_by(key_order);
+        sorted = v;
+        &sorted[..]
+    };
     // `table` is one of two constants above, never data.
     let sink = tx
         .copy_in(&format!(
