@@ -4,7 +4,7 @@
 -- P(intensity bin) and return levels per grid point, scenario, hazard and
 -- year, from the window of annual values around the year.
 CREATE TABLE probability_results (
-    grid_id         integer          NOT NULL REFERENCES grid_points (id),
+    grid_id         integer          NOT NULL, -- no FK, as hazard_results
     scenario        text             NOT NULL,
     risk_type       text             NOT NULL,
     year            smallint         NOT NULL,
