@@ -33,8 +33,8 @@ set -e
 work=$(mktemp -d /tmp/climate-jobs-demo.XXXXXX)
 trap 'stop_throwaway_pg; rm -rf "$work"' EXIT
 
-step "jobctl demo-data: synthetic CF NetCDF, 100 points x 2021-2040, three scenarios"
-jobctl demo-data --out "$work/data" --points 100 --years 2021..2040
+step "jobctl demo-data: synthetic CF NetCDF, 100 points x 2021-2060, three scenarios"
+jobctl demo-data --out "$work/data" --points 100 --years 2021..2060
 
 step "hazard-timeseries-batch --dry-run: validate the inputs and show the plan"
 hazard-timeseries-batch --input "$work"/data/ssp*.nc --dry-run
@@ -45,17 +45,24 @@ hazard-timeseries-batch --input "$work"/data/ssp*.nc --chunk-points 25
 step "a few hazard_results rows"
 psql "$DATABASE_URL" -c "SELECT g.lat, g.lon, h.scenario, h.risk_type, h.year, round(h.value::numeric, 1) AS value, round(h.score::numeric, 1) AS score
   FROM hazard_results h JOIN grid_points g ON g.id = h.grid_id
- WHERE g.id = 1 AND h.year IN (2021, 2040) ORDER BY h.risk_type, h.scenario, h.year"
+ WHERE g.id = 1 AND h.year IN (2021, 2060) ORDER BY h.risk_type, h.scenario, h.year"
 psql "$DATABASE_URL" -c "SELECT scenario, risk_type, count(*) AS rows, round(avg(value)::numeric, 1) AS mean_value FROM hazard_results GROUP BY 1, 2 ORDER BY 1, 2"
 
 step "hazard-timeseries-batch again: inputs unchanged, skipped"
 hazard-timeseries-batch --input "$work"/data/ssp*.nc
 
+step "probability-batch: 30-year windows -> bin probabilities and return levels"
+probability-batch
+psql "$DATABASE_URL" -c "SELECT p.scenario, p.risk_type, p.year, p.method, p.sample_size AS n,
+       round(p.return_level_10::numeric, 1) AS rl10, round(p.return_level_100::numeric, 1) AS rl100,
+       (SELECT string_agg(round(b::numeric, 3)::text, ' ') FROM unnest(p.bin_probs) b) AS bin_probs
+  FROM probability_results p WHERE p.grid_id = 1 AND p.year = 2030 AND p.scenario = 'ssp585' ORDER BY p.risk_type"
+
 step "jobctl regions import + cache-refresh: the per-region cache the API reads"
 jobctl regions import "$work/data/regions.csv"
 cache-refresh
 psql "$DATABASE_URL" -c "SELECT region_code, scenario, risk_type, year, grid_id, round(distance_km::numeric, 1) AS km, round(value::numeric, 1) AS value, round(score::numeric, 1) AS score
-  FROM region_hazard_cache WHERE region_code = 'KR-R001' AND year = 2040 ORDER BY scenario, risk_type"
+  FROM region_hazard_cache WHERE region_code = 'KR-R001' AND year = 2050 ORDER BY scenario, risk_type"
 cache-refresh   # nothing changed: skipped
 
 step "a failed chunk, then dlq-reprocess repairs it"
