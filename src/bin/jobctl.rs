@@ -84,6 +84,13 @@ enum Command {
     /// Inspect and manage the dead-letter queue.
     #[command(subcommand)]
     Dlq(DlqCommand),
+    /// Run every job once on tiny generated data (CI after building the image).
+    Smoke {
+        /// Database to use; default: a throw-away PostgreSQL started for the run
+        /// (needs Debian's `postgresql` package).
+        #[arg(long)]
+        database_url: Option<String>,
+    },
     /// Manage the regions the cache is built for.
     #[command(subcommand)]
     Regions(RegionsCommand),
@@ -246,6 +253,13 @@ fn main() {
         }) => run_command(log.log_format, || async move {
             ops::regions::import(&database, &file).await
         }),
+        Command::Smoke { database_url } => match ops::smoke::run(database_url) {
+            Ok(code) => std::process::exit(code.code()),
+            Err(e) => {
+                eprintln!("smoke: {e:#}");
+                std::process::exit(1)
+            }
+        },
         Command::Check { file } => std::process::exit(ops::check::run(&file).code()),
     }
 }

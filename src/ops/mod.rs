@@ -7,3 +7,5 @@ pub mod dlq;
 pub mod migrate;
 pub mod regions;
 pub mod runs;
+pub mod smoke;
+pub mod throwaway_pg;

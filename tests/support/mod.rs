@@ -2,68 +2,27 @@
 //! PostgreSQL cluster started by the test process itself, a database per
 //! test, and helpers to run the real job binaries.
 //!
-//! The cluster: `initdb` + `pg_ctl` from Debian's `postgresql` package
-//! (`/usr/lib/postgresql/*/bin`, or `$PG_BIN`), on a private port and socket
-//! directory under /tmp, fsync off. As root it runs as the `postgres` user
-//! (initdb refuses root). One cluster per test binary, started on first use;
-//! a detached reaper stops it and removes its directory when the test
+//! The cluster is `climate_jobs::ops::throwaway_pg` (initdb + pg_ctl from
+//! Debian's `postgresql` package on a private port, as the postgres user
+//! when root). One cluster per test binary, started on first use; a
+//! detached reaper stops it and removes its directory when the test
 //! process exits, however it exits.
 
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use climate_jobs::ops::throwaway_pg::ThrowawayPg;
+
 pub struct PgCluster {
     pub port: u16,
-    dir: PathBuf,
+    pg: ThrowawayPg,
 }
 
 static CLUSTER: OnceLock<PgCluster> = OnceLock::new();
 static TEMPLATE: OnceLock<()> = OnceLock::new();
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-fn pg_bin() -> PathBuf {
-    if let Ok(dir) = std::env::var("PG_BIN") {
-        return PathBuf::from(dir);
-    }
-    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-        .expect("PostgreSQL server not found: install Debian's `postgresql` package or set PG_BIN")
-        .filter_map(|e| e.ok())
-        .filter_map(|e| {
-            let v: u32 = e.file_name().to_str()?.parse().ok()?;
-            let bin = e.path().join("bin");
-            bin.join("initdb").exists().then_some((v, bin))
-        })
-        .collect();
-    versions.sort();
-    versions
-        .pop()
-        .expect("no /usr/lib/postgresql/*/bin/initdb: install Debian's `postgresql` package")
-        .1
-}
-
-/// A command run as the postgres user when we are root.
-fn pg_command(program: &Path) -> Command {
-    if is_root() {
-        let mut c = Command::new("runuser");
-        c.args(["-u", "postgres", "--"]).arg(program);
-        c
-    } else {
-        Command::new(program)
-    }
-}
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binding a free port");
-    listener.local_addr().expect("local addr").port()
-}
 
 fn check(output: Output, what: &str) {
     assert!(
@@ -76,100 +35,20 @@ fn check(output: Output, what: &str) {
 
 impl PgCluster {
     pub fn shared() -> &'static PgCluster {
-        CLUSTER.get_or_init(PgCluster::start)
-    }
-
-    fn start() -> PgCluster {
-        let bin = pg_bin();
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let dir = PathBuf::from(format!(
-            "/tmp/climate-jobs-pg-{}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(dir.join("sock")).expect("creating the cluster directory");
-        if is_root() {
-            check(
-                Command::new("chown")
-                    .args(["-R", "postgres:postgres"])
-                    .arg(&dir)
-                    .output()
-                    .expect("chown"),
-                "chown of the cluster directory",
-            );
-        }
-        let data = dir.join("data");
-        check(
-            pg_command(&bin.join("initdb"))
-                .arg("-D")
-                .arg(&data)
-                .args([
-                    "-A",
-                    "trust",
-                    "-U",
-                    "postgres",
-                    "-E",
-                    "UTF8",
-                    "--no-sync",
-                    "--locale=C",
-                ])
-                .output()
-                .expect("running initdb"),
-            "initdb",
-        );
-        let port = free_port();
-        let opts = format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300",
-            dir.join("sock").display()
-        );
-        check(
-            pg_command(&bin.join("pg_ctl"))
-                .arg("-D")
-                .arg(&data)
-                .arg("-l")
-                .arg(dir.join("server.log"))
-                .args(["-o", &opts, "-w", "-t", "60", "start"])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .output()
-                .expect("running pg_ctl start"),
-            "pg_ctl start",
-        );
-        // The reaper outlives this process and cleans up after it.
-        let runas = if is_root() {
-            "runuser -u postgres -- "
-        } else {
-            ""
-        };
-        let script = format!(
-            "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {runas}{pg_ctl} -D {data} stop -m immediate >/dev/null 2>&1; rm -rf {dir}",
-            pid = std::process::id(),
-            pg_ctl = bin.join("pg_ctl").display(),
-            data = data.display(),
-            dir = dir.display(),
-        );
-        // `setsid -f` forks: the reaper is detached and `status` returns at once.
-        let reaper = Command::new("setsid")
-            .args(["-f", "sh", "-c", &script])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .expect("starting the cluster reaper");
-        assert!(reaper.success(), "starting the cluster reaper: {reaper}");
-        PgCluster { port, dir }
+        CLUSTER.get_or_init(|| {
+            let pg = ThrowawayPg::start()
+                .and_then(|pg| pg.stop_when_process_exits(std::process::id()))
+                .unwrap_or_else(|e| panic!("starting the test PostgreSQL: {e:#}"));
+            PgCluster { port: pg.port, pg }
+        })
     }
 
     pub fn url(&self, db: &str) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
+        self.pg.url(db)
     }
 
-    /// Stops and starts the server (for outage tests).
     pub fn server_log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
+        std::fs::read_to_string(self.pg.dir.join("server.log")).unwrap_or_default()
     }
 }
 
