@@ -6,7 +6,6 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -14,42 +13,12 @@ use climate_jobs::cache::nearest_point;
 use support::{Finished, TestDb, jobctl, run, spawn, wait};
 
 /// 60 points, 2021–2025, two scenarios, and their regions.csv (15 regions).
-fn demo() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("cache-demo-{}", std::process::id()));
-        let out = Command::new(env!("CARGO_BIN_EXE_jobctl"))
-            .args([
-                "demo-data",
-                "--points",
-                "60",
-                "--years",
-                "2021..2025",
-                "--scenarios",
-                "ssp126,ssp585",
-                "--out",
-            ])
-            .arg(&dir)
-            .output()
-            .expect("running jobctl demo-data");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        dir
-    })
+fn demo() -> PathBuf {
+    support::demo_data("cache-demo", 60, "2021..2025", "ssp126,ssp585")
 }
 
 fn job(db: &TestDb, binary: &str, args: &[&str]) -> Command {
-    let mut c = Command::new(binary);
-    c.env("DATABASE_URL", &db.url)
-        .env("CLIMATE_JOBS_LOG_FORMAT", "json")
-        .env_remove("CLIMATE_JOBS_FAULT")
-        .args(args)
-        .stdin(std::process::Stdio::null());
-    c
+    support::job(&db.url, binary, args)
 }
 
 fn hazard(db: &TestDb, args: &[&str]) -> Command {

@@ -7,7 +7,6 @@ mod support;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 
 use climate_jobs::climate::{ClimateFile, VariableNames, annual_indices};
 use climate_jobs::hazard::{Variable, default_hazards};
@@ -16,42 +15,12 @@ use support::{Finished, TestDb, run};
 
 /// Demo data shared by the tests of this binary: 60 points (6×10 grid),
 /// 2021–2025, two scenarios.
-fn demo() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        // Under target/tmp: kept out of /tmp, removed by `cargo clean`.
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("hazard-demo-{}", std::process::id()));
-        let out = Command::new(env!("CARGO_BIN_EXE_jobctl"))
-            .args([
-                "demo-data",
-                "--points",
-                "60",
-                "--years",
-                "2021..2025",
-                "--scenarios",
-                "ssp126,ssp585",
-                "--out",
-            ])
-            .arg(&dir)
-            .output()
-            .expect("running jobctl demo-data");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        dir
-    })
+fn demo() -> PathBuf {
+    support::demo_data("hazard-demo", 60, "2021..2025", "ssp126,ssp585")
 }
 
 fn batch(db: &TestDb) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_hazard-timeseries-batch"));
-    c.env("DATABASE_URL", &db.url)
-        .env("CLIMATE_JOBS_LOG_FORMAT", "json")
-        .env_remove("CLIMATE_JOBS_FAULT")
-        .stdin(std::process::Stdio::null());
-    c
+    support::job(&db.url, env!("CARGO_BIN_EXE_hazard-timeseries-batch"), &[])
 }
 
 fn run_batch(db: &TestDb, args: &[&str]) -> Finished {

@@ -3,51 +3,20 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
-use std::sync::OnceLock;
 
 use climate_jobs::jobs::probability_batch::fit_series;
 use climate_jobs::probability::default_configs;
 use support::{Finished, TestDb, run};
 
 /// 20 points, 2021–2060 (40 years: windows of 30 shift at both ends), one scenario.
-fn demo() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("prob-demo-{}", std::process::id()));
-        let out = Command::new(env!("CARGO_BIN_EXE_jobctl"))
-            .args([
-                "demo-data",
-                "--points",
-                "20",
-                "--years",
-                "2021..2060",
-                "--scenarios",
-                "ssp370",
-                "--out",
-            ])
-            .arg(&dir)
-            .output()
-            .expect("running jobctl demo-data");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        dir
-    })
+fn demo() -> PathBuf {
+    support::demo_data("prob-demo", 20, "2021..2060", "ssp370")
 }
 
 fn job(db: &TestDb, binary: &str, args: &[&str]) -> Command {
-    let mut c = Command::new(binary);
-    c.env("DATABASE_URL", &db.url)
-        .env("CLIMATE_JOBS_LOG_FORMAT", "json")
-        .env_remove("CLIMATE_JOBS_FAULT")
-        .args(args)
-        .stdin(std::process::Stdio::null());
-    c
+    support::job(&db.url, binary, args)
 }
 
 fn probability(db: &TestDb, args: &[&str]) -> Command {

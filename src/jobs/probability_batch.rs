@@ -172,7 +172,9 @@ pub fn fit_series(
                 bin_edges: config.bin_edges().to_vec(),
                 bin_probs: fitted.bin_probs.clone(),
                 return_levels: fitted.return_levels,
-                gev: fitted.params.map(|p| (p.c, p.loc, p.scale)),
+                gev_c: fitted.params.map(|p| p.c),
+                gev_loc: fitted.params.map(|p| p.loc),
+                gev_scale: fitted.params.map(|p| p.scale),
             });
         }
     }

@@ -1,6 +1,7 @@
 //! What the jobs read and write in Postgres, apart from the harness's own
 //! ledger. Bulk writes are binary COPY; no SQL is built from data.
 
+pub mod bulk;
 pub mod grid;
 pub mod hazard_results;
 pub mod input_files;

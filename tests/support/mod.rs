@@ -237,3 +237,46 @@ pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     }
     cond()
 }
+
+/// `jobctl demo-data` output under target/tmp, generated once per test
+/// binary and `tag`: `{scenario}.nc` per scenario and `regions.csv`.
+pub fn demo_data(tag: &str, points: u32, years: &str, scenarios: &str) -> std::path::PathBuf {
+    static MADE: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("{tag}-{}", std::process::id()));
+    let mut made = MADE.lock().unwrap_or_else(|p| p.into_inner());
+    if !made.iter().any(|t| t == tag) {
+        let out = Command::new(env!("CARGO_BIN_EXE_jobctl"))
+            .args([
+                "demo-data",
+                "--points",
+                &points.to_string(),
+                "--years",
+                years,
+                "--scenarios",
+                scenarios,
+                "--out",
+            ])
+            .arg(&dir)
+            .output()
+            .expect("running jobctl demo-data");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        made.push(tag.to_string());
+    }
+    dir
+}
+
+/// A job binary with the database set and JSON logs, no inherited faults.
+pub fn job(url: &str, binary: &str, args: &[&str]) -> Command {
+    let mut c = Command::new(binary);
+    c.env("DATABASE_URL", url)
+        .env("CLIMATE_JOBS_LOG_FORMAT", "json")
+        .env_remove("CLIMATE_JOBS_FAULT")
+        .args(args)
+        .stdin(Stdio::null());
+    c
+}
