@@ -39,6 +39,8 @@ CREATE TABLE run_chunks (
     state        text        NOT NULL DEFAULT 'pending'
                              CHECK (state IN ('pending', 'running', 'done', 'failed')),
     run_id       uuid,
+    -- The scheduler execution whose replicas share this plan's chunks.
+    execution    text,
     attempts     integer     NOT NULL DEFAULT 0,
     lease_until  timestamptz,
     rows_written bigint      NOT NULL DEFAULT 0,
@@ -48,6 +50,15 @@ CREATE TABLE run_chunks (
     PRIMARY KEY (job, plan_key, chunk_key)
 );
 CREATE INDEX run_chunks_run ON run_chunks (run_id);
+CREATE INDEX run_chunks_open ON run_chunks (job, plan_key, ordinal) WHERE state <> 'done';
+
+-- Which scheduler execution of a job is the current one: replicas of it
+-- join its run, another execution is skipped while any replica lives.
+CREATE TABLE job_executions (
+    job        text        PRIMARY KEY,
+    execution  text        NOT NULL,
+    started_at timestamptz NOT NULL DEFAULT now()
+);
 
 -- A task that failed or timed out, with what it needs to run again.
 CREATE TABLE dead_letters (

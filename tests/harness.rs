@@ -32,7 +32,7 @@ fn migrate_is_idempotent_and_safe_to_run_concurrently() {
     let before = db.scalar(tables);
     assert_eq!(
         before,
-        "data_versions,dead_letters,grid_points,hazard_results,input_files,job_runs,probability_results,region_hazard_cache,region_hazard_cache_rows,region_hazard_cache_state,regions,run_chunks,schema_migrations"
+        "data_versions,dead_letters,grid_points,hazard_results,input_files,job_executions,job_runs,probability_results,region_hazard_cache,region_hazard_cache_rows,region_hazard_cache_state,regions,run_chunks,schema_migrations"
     );
     let applied_at = db.scalar("SELECT applied_at::text FROM schema_migrations WHERE version = 1");
 

@@ -97,10 +97,28 @@ pub struct RunArgs {
     #[arg(long, env = "CLIMATE_JOBS_BREAKER_THRESHOLD", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
     pub breaker_threshold: u32,
 
+    /// The scheduler execution this process is a replica of. Replicas of one
+    /// execution (an Indexed Job's pods, a Container Apps Job execution's
+    /// replicas) share its chunks; another execution is skipped while one
+    /// lives. Unset: this process is a run of its own. On Container Apps,
+    /// CONTAINER_APP_JOB_EXECUTION_NAME is used when this is unset.
+    #[arg(long, env = "CLIMATE_JOBS_EXECUTION", value_name = "ID")]
+    pub execution: Option<String>,
+
     /// How often the run's ledger row is touched; a `running` row older than
     /// six heartbeats belongs to a dead process.
     #[arg(long, env = "CLIMATE_JOBS_HEARTBEAT", default_value = "5s", value_parser = parse_duration, value_name = "DUR", hide = true)]
     pub heartbeat: Duration,
+}
+
+impl RunArgs {
+    /// The execution to join, if any (see `--execution`).
+    pub fn execution(&self) -> Option<String> {
+        self.execution
+            .clone()
+            .or_else(|| std::env::var("CONTAINER_APP_JOB_EXECUTION_NAME").ok())
+            .filter(|e| !e.trim().is_empty())
+    }
 }
 
 /// Everything a job binary shares; flatten it into the binary's own `Args`.

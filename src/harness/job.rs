@@ -28,8 +28,8 @@ pub struct TaskSpec {
 #[derive(Debug, Clone, Default)]
 pub struct Plan {
     /// Identifies the logical work (same inputs and scope → same key), so a
-    /// later run resumes where a cut-short one stopped. `None`: every run is
-    /// new work (the run id is used).
+    /// later run resumes where a cut-short one stopped. `None`: every
+    /// execution is new work (the execution id is used).
     pub resume_key: Option<String>,
     pub tasks: Vec<TaskSpec>,
     /// Set when there is nothing to do (inputs unchanged): the run is
@@ -43,6 +43,10 @@ pub struct Plan {
 pub struct PlanContext {
     pub pool: Pool,
     pub run_id: Uuid,
+    /// The scheduler execution (`--execution`), or the run id for a lone
+    /// run: replicas of one execution must plan the same work, so keys
+    /// that should be new per run (e.g. for `--force`) use this.
+    pub execution: String,
     pub dry_run: bool,
 }
 

@@ -28,6 +28,20 @@ impl RunMetrics {
     }
 }
 
+/// Fails with what to do when the database has not been migrated.
+pub async fn ensure_schema(client: &Client) -> Result<()> {
+    let present: bool = client
+        .query_one("SELECT to_regclass('job_runs') IS NOT NULL", &[])
+        .await
+        .context("checking the schema")?
+        .get(0);
+    anyhow::ensure!(
+        present,
+        "the database has no climate-jobs schema (no table job_runs): run `jobctl migrate` first"
+    );
+    Ok(())
+}
+
 /// A `running` row whose heartbeat is older than this many heartbeats
 /// belongs to a process that is gone.
 pub const STALE_HEARTBEATS: u32 = 6;
@@ -61,21 +75,6 @@ impl RunLedger {
         &self.client
     }
 
-    /// Fails with what to do when the database has not been migrated.
-    pub async fn ensure_schema(&self) -> Result<()> {
-        let present: bool = self
-            .client
-            .query_one("SELECT to_regclass('job_runs') IS NOT NULL", &[])
-            .await
-            .context("checking the schema")?
-            .get(0);
-        anyhow::ensure!(
-            present,
-            "the database has no climate-jobs schema (no table job_runs): run `jobctl migrate` first"
-        );
-        Ok(())
-    }
-
     pub async fn begin(&self, args: &serde_json::Value) -> Result<()> {
         self.client
             .execute(
@@ -107,7 +106,14 @@ impl RunLedger {
     /// Marks as `abandoned` the runs whose process is gone: this job's other
     /// `running` rows (we hold the job's lock, so no live process owns
     /// them), and any job's `running` row with a stale heartbeat.
-    pub async fn abandon_dead_runs(&self, heartbeat: Duration) -> Result<Vec<(Uuid, String)>> {
+    ///
+    /// As a replica (`alone` false) only the heartbeat rule applies: the
+    /// job's other `running` rows may be live siblings.
+    pub async fn abandon_dead_runs(
+        &self,
+        heartbeat: Duration,
+        alone: bool,
+    ) -> Result<Vec<(Uuid, String)>> {
         let stale_ms = big((heartbeat * STALE_HEARTBEATS).as_millis() as u64);
         let rows = self
             .client
@@ -117,9 +123,9 @@ impl RunLedger {
                         error = coalesce(error, 'process gone: no heartbeat since ' || heartbeat_at
                                          || ', found by run ' || $2::text)
                   WHERE status = 'running' AND run_id <> $2
-                    AND (job = $1 OR heartbeat_at < now() - make_interval(secs => $3::bigint / 1000.0))
+                    AND ((job = $1 AND $4) OR heartbeat_at < now() - make_interval(secs => $3::bigint / 1000.0))
                   RETURNING run_id, job",
-                &[&self.job, &self.run_id, &stale_ms],
+                &[&self.job, &self.run_id, &stale_ms, &alone],
             )
             .await
             .context("marking abandoned runs in job_runs")?;

@@ -212,6 +212,20 @@ async fn until_stop<T>(
 }
 
 impl<J: Job> Controller<J> {
+    /// The execution this process belongs to: `--execution`, or its own run.
+    fn execution(&self) -> String {
+        self.job
+            .common()
+            .run
+            .execution()
+            .unwrap_or_else(|| self.run_id.to_string())
+    }
+
+    /// Alone (not a replica of a shared execution).
+    fn alone(&self) -> bool {
+        self.job.common().run.execution().is_none()
+    }
+
     fn app_name(&self) -> String {
         format!("{}/{}", self.job.name(), self.run_id)
     }
@@ -252,17 +266,24 @@ impl<J: Job> Controller<J> {
         }
         let db = Database::from_args(&common.database)?;
         tracing::info!(database = db.target(), "connecting");
-        let client = match until_stop(stop, db.connect(&self.app_name())).await {
+        let mut client = match until_stop(stop, db.connect(&self.app_name())).await {
             Ok(client) => client?,
             Err(cause) => return Ok(Err(Ending::stopped(cause, RunMetrics::default()))),
         };
-        let ledger = RunLedger::new(Arc::new(client), self.job.name(), self.run_id);
-        ledger.ensure_schema().await?;
+        ledger::ensure_schema(&client).await?;
         if common.run.dry_run {
             return Ok(Err(self.dry_run(&db, stop).await));
         }
         let args = self.job.args();
-        if !singleton::try_lock(ledger.client(), self.job.name()).await? {
+        let joined = match common.run.execution() {
+            None => singleton::try_lock(&client, self.job.name()).await?,
+            Some(execution) => {
+                tracing::info!(execution = %execution, "joining the execution as a replica");
+                singleton::join_execution(&mut client, self.job.name(), &execution).await?
+            }
+        };
+        let ledger = RunLedger::new(Arc::new(client), self.job.name(), self.run_id);
+        if !joined {
             let holder = ledger.current_holder().await.ok().flatten();
             let reason = format!(
                 "another run of {} holds the lock{}",
@@ -272,7 +293,10 @@ impl<J: Job> Controller<J> {
             ledger.record_skipped(&args, &reason).await?;
             return Ok(Err(Ending::skipped(reason, RunMetrics::default())));
         }
-        for (run_id, job) in ledger.abandon_dead_runs(common.run.heartbeat).await? {
+        for (run_id, job) in ledger
+            .abandon_dead_runs(common.run.heartbeat, self.alone())
+            .await?
+        {
             tracing::warn!(abandoned_run = %run_id, abandoned_job = %job, "marked a dead run abandoned");
         }
         ledger.begin(&args).await?;
@@ -294,6 +318,7 @@ impl<J: Job> Controller<J> {
         let ctx = PlanContext {
             pool,
             run_id: self.run_id,
+            execution: self.execution(),
             dry_run: true,
         };
         let plan = match until_stop(stop, self.job.plan(&ctx)).await {
@@ -365,6 +390,7 @@ impl<J: Job> Controller<J> {
         let plan_ctx = PlanContext {
             pool: pool.clone(),
             run_id: self.run_id,
+            execution: self.execution(),
             dry_run: false,
         };
         let plan = match until_stop(stop, self.job.plan(&plan_ctx)).await {
@@ -374,20 +400,21 @@ impl<J: Job> Controller<J> {
         if let Some(reason) = plan.up_to_date {
             return Ok(Ending::skipped(reason, *metrics));
         }
-        let plan_key = plan
-            .resume_key
-            .clone()
-            .unwrap_or_else(|| self.run_id.to_string());
+        let execution = self.execution();
+        let plan_key = plan.resume_key.clone().unwrap_or_else(|| execution.clone());
         let book = ChunkBook {
             client: s.ledger.client(),
             job: self.job.name(),
             plan_key: &plan_key,
+            execution: &execution,
+            alone: self.alone(),
+            run_id: self.run_id,
         };
-        let (pending, already_done) = book.register(&plan.tasks).await?;
+        let already_done = book.register(&plan.tasks).await?;
         metrics.tasks_total = plan.tasks.len() as u64;
         metrics.tasks_skipped = already_done;
         if already_done > 0 {
-            tracing::info!(already_done, remaining = pending.len(), "resuming the plan");
+            tracing::info!(already_done, total = plan.tasks.len(), "resuming the plan");
         }
         let mut batch = Batch {
             controller: self,
@@ -399,7 +426,11 @@ impl<J: Job> Controller<J> {
             cancel: CancellationToken::new(),
             fatal: None,
         };
-        let stopped = batch.run(pending, stop).await;
+        let stopped = batch.run(stop).await;
+        let plan_done = match stopped {
+            None => batch.book.all_done().await,
+            Some(_) => Ok(false),
+        };
         let (cancel, fatal, breaker) = (
             batch.cancel.clone(),
             batch.fatal.take(),
@@ -419,9 +450,13 @@ impl<J: Job> Controller<J> {
                 Some(breaker.describe()),
             ));
         }
-        match until_stop(stop, self.job.after_tasks(&plan_ctx, metrics)).await {
-            Ok(result) => result?,
-            Err(cause) => return Ok(Ending::stopped(cause, *metrics)),
+        // Once per plan, by whichever process finishes its last chunk
+        // (replicas may share it; the hook must be idempotent).
+        if plan_done? {
+            match until_stop(stop, self.job.after_tasks(&plan_ctx, metrics)).await {
+                Ok(result) => result?,
+                Err(cause) => return Ok(Ending::stopped(cause, *metrics)),
+            }
         }
         let failed = metrics.tasks_failed + metrics.tasks_timed_out;
         if failed > 0 {
@@ -450,16 +485,18 @@ struct Batch<'a, J> {
 
 impl<J: Job> Batch<'_, J> {
     /// Runs the pending chunks; returns the stop cause if the run was stopped.
-    async fn run(
-        &mut self,
-        pending: Vec<PendingChunk>,
-        stop: &mut StopSignal,
-    ) -> Option<StopCause> {
+    async fn run(&mut self, stop: &mut StopSignal) -> Option<StopCause> {
         let common = self.controller.job.common();
         let concurrency = usize::from(common.run.concurrency);
         let progress = Progress::new(self.metrics.tasks_total, telemetry::stderr_is_terminal());
         progress.update(self.metrics);
-        let mut queue = pending.into_iter();
+        let mut queue: std::collections::VecDeque<PendingChunk> = Default::default();
+        // No claimable chunk at the last look; looked again when a task ends.
+        let mut exhausted = false;
+        // A chunk lease outlives the task's own limit, so only a dead
+        // holder's chunk is ever claimed again.
+        let lease =
+            common.run.task_timeout + self.controller.deadline.grace + Duration::from_secs(10);
         let mut in_flight: JoinSet<TaskResult> = JoinSet::new();
         let mut by_id: HashMap<tokio::task::Id, PendingChunk> = HashMap::new();
         let mut heartbeat = tokio::time::interval(common.run.heartbeat);
@@ -470,14 +507,48 @@ impl<J: Job> Batch<'_, J> {
         let mut stopped = None;
         loop {
             while self.fatal.is_none() && !self.breaker.is_open() && in_flight.len() < concurrency {
-                let Some(chunk) = queue.next() else { break };
+                if queue.is_empty() && !exhausted {
+                    match self.book.claim(concurrency - in_flight.len(), lease).await {
+                        Ok(claimed) => {
+                            exhausted = claimed.is_empty();
+                            queue.extend(claimed);
+                        }
+                        Err(e) => {
+                            self.fatal.get_or_insert(e);
+                            break;
+                        }
+                    }
+                }
+                let Some(chunk) = queue.pop_front() else {
+                    break;
+                };
                 let id = in_flight
                     .spawn_on(self.task(&chunk), &self.controller.tasks)
                     .id();
                 by_id.insert(id, chunk);
             }
             if in_flight.is_empty() {
-                break;
+                // Replicas: another process still holds chunks. Wait until
+                // they finish or their lease ends (then claim them), so the
+                // run ends when its last chunk does.
+                let wait = if self.fatal.is_none() && !self.breaker.is_open() {
+                    match self.book.others_running().await {
+                        Ok(wait) => wait,
+                        Err(e) => {
+                            self.fatal.get_or_insert(e);
+                            None
+                        }
+                    }
+                } else {
+                    None
+                };
+                let Some(wait) = wait else { break };
+                let nap = wait.clamp(Duration::from_millis(200), Duration::from_secs(2));
+                tokio::select! {
+                    biased;
+                    cause = stop.stopped() => { stopped = Some(cause); break; }
+                    _ = tokio::time::sleep(nap) => { exhausted = false; continue; }
+                }
             }
             tokio::select! {
                 biased;
@@ -486,6 +557,7 @@ impl<J: Job> Batch<'_, J> {
                     if let Some(joined) = joined {
                         self.collect(joined, &mut by_id).await;
                         progress.update(self.metrics);
+                        exhausted = false;
                     }
                 }
                 _ = heartbeat.tick() => {
@@ -604,7 +676,7 @@ impl<J: Job> Batch<'_, J> {
                 self.metrics.tasks_done += 1;
                 self.metrics.rows_written += out.rows_written;
                 self.breaker.record_success();
-                return self.book.mark_done(key, run_id, out.rows_written).await;
+                return self.book.mark_done(key, out.rows_written).await;
             }
             TaskResult::Failed(err) if errors::aborts_run(&err) => {
                 self.metrics.tasks_failed += 1;
@@ -646,6 +718,6 @@ impl<J: Job> Batch<'_, J> {
             .job
             .on_task_failure(self.session.ledger.client(), &letter)
             .await?;
-        self.book.mark_failed(key, run_id, &error).await
+        self.book.mark_failed(key, &error).await
     }
 }

@@ -345,7 +345,7 @@ impl Job for HazardBatch {
         // forced run is new work by definition.
         let mut key = format!("{}|{scope}", stable_hash(&key_material));
         if self.force {
-            key.push_str(&format!("|force:{}", ctx.run_id));
+            key.push_str(&format!("|force:{}", ctx.execution));
         }
         plan.resume_key = Some(key);
         *self.planned.lock().unwrap_or_else(|p| p.into_inner()) = planned;

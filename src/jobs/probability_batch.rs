@@ -294,7 +294,7 @@ impl Job for ProbabilityBatch {
         ));
         let mut key = format!("{}|{scope}", stable_hash(&fingerprint));
         if self.force {
-            key.push_str(&format!("|force:{}", ctx.run_id));
+            key.push_str(&format!("|force:{}", ctx.execution));
         }
         plan.resume_key = Some(key);
         *self.planned.lock().unwrap_or_else(|p| p.into_inner()) =
