@@ -6,4 +6,5 @@ pub mod demo_data;
 pub mod dlq;
 pub mod migrate;
 pub mod regions;
+pub mod render;
 pub mod runs;
