@@ -6,6 +6,7 @@
 //!   the wiring: image, scheduler, secret, network, database, lock, ledger.
 //! * `jobctl runs` shows the run history; `jobctl check` validates jobs.yaml.
 //! * `jobctl demo-data --out DIR` writes synthetic sample inputs.
+//! * `jobctl render k8s|aca` writes the scheduler manifests from jobs.yaml.
 //!
 //! By hand: `DATABASE_URL=postgres://… jobctl migrate && jobctl canary --tasks 20`.
 
@@ -18,7 +19,7 @@ use climate_jobs::canary::Canary;
 use climate_jobs::demo::{DemoCalendar, DemoOptions};
 use climate_jobs::harness::args::{DatabaseArgs, LogArgs, parse_duration};
 use climate_jobs::harness::command::run_command;
-use climate_jobs::harness::{self, CommonArgs};
+use climate_jobs::harness::{self, CommonArgs, ExitCode};
 use climate_jobs::ops;
 use climate_jobs::scope::YearRange;
 
@@ -94,12 +95,64 @@ enum Command {
     /// Manage the regions the cache is built for.
     #[command(subcommand)]
     Regions(RegionsCommand),
-    /// Validate jobs.yaml: keys, cron expressions, layered deadlines.
+    /// Validate jobs.yaml: keys, cron expressions, layered deadlines,
+    /// scheduler limits, binaries, resources, secrets.
     Check {
         /// The file to check.
         #[arg(long, default_value = "jobs.yaml")]
         file: PathBuf,
     },
+    /// Write scheduler manifests from jobs.yaml.
+    #[command(subcommand)]
+    Render(RenderCommand),
+}
+
+#[derive(Subcommand)]
+enum RenderCommand {
+    /// One Kubernetes CronJob (batch/v1) per job.
+    K8s {
+        /// The container image, e.g. registry.example/climate-jobs:1.4.0.
+        #[arg(long)]
+        image: String,
+        /// metadata.namespace of every CronJob (omitted when not given).
+        #[arg(long)]
+        namespace: Option<String>,
+        #[command(flatten)]
+        io: RenderIo,
+    },
+    /// One Azure Container Apps Job (`az containerapp job create --yaml`) per job.
+    Aca {
+        /// The container image, e.g. myregistry.azurecr.io/climate-jobs:1.4.0.
+        #[arg(long)]
+        image: String,
+        /// Resource ID of the Container Apps environment.
+        #[arg(long)]
+        environment_id: String,
+        /// Key Vault holding the secrets, https://NAME.vault.azure.net; each
+        /// secret is read from <vault>/secrets/<secret>-<key>.
+        #[arg(long)]
+        key_vault: String,
+        /// Resource ID of the user-assigned managed identity that reads the
+        /// Key Vault secrets (and pulls the image from --registry).
+        #[arg(long)]
+        identity: String,
+        /// Private registry server to pull the image from with --identity.
+        #[arg(long)]
+        registry: Option<String>,
+        #[command(flatten)]
+        io: RenderIo,
+    },
+}
+
+#[derive(Args)]
+struct RenderIo {
+    /// The jobs file to render.
+    #[arg(long, default_value = "jobs.yaml")]
+    file: PathBuf,
+    /// `-` for one multi-document stream on stdout, or a directory for one
+    /// <job>.yaml per job.
+    #[arg(long, default_value = "-")]
+    out: PathBuf,
 }
 
 #[derive(Subcommand)]
@@ -261,5 +314,63 @@ fn main() {
             }
         },
         Command::Check { file } => std::process::exit(ops::check::run(&file).code()),
+        Command::Render(cmd) => std::process::exit(render(cmd).code()),
+    }
+}
+
+fn render(cmd: RenderCommand) -> ExitCode {
+    use climate_jobs::manifest::{aca, k8s};
+    let usage = |msg: String| {
+        eprintln!("jobctl render: {msg}");
+        ExitCode::Usage
+    };
+    match cmd {
+        RenderCommand::K8s {
+            image,
+            namespace,
+            io,
+        } => {
+            if image.trim().is_empty() {
+                return usage("--image is empty".into());
+            }
+            if let Some(ns) = &namespace
+                && let Err(e) = k8s::check_namespace(ns)
+            {
+                return usage(e);
+            }
+            let file = match ops::render::load(&io.file) {
+                Ok(file) => file,
+                Err(code) => return code,
+            };
+            let opts = k8s::K8sOptions { image, namespace };
+            ops::render::write(&k8s::render(&file, &opts), &io.out)
+        }
+        RenderCommand::Aca {
+            image,
+            environment_id,
+            key_vault,
+            identity,
+            registry,
+            io,
+        } => {
+            if image.trim().is_empty() {
+                return usage("--image is empty".into());
+            }
+            let opts = aca::AcaOptions {
+                image,
+                environment_id,
+                key_vault,
+                identity,
+                registry,
+            };
+            if let Err(e) = opts.check() {
+                return usage(e);
+            }
+            let file = match ops::render::load(&io.file) {
+                Ok(file) => file,
+                Err(code) => return code,
+            };
+            ops::render::write(&aca::render(&file, &opts), &io.out)
+        }
     }
 }

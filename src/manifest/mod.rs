@@ -15,6 +15,44 @@ use serde_json::Value;
 
 use crate::harness::args::{format_duration, parse_duration};
 
+pub mod aca;
+pub mod k8s;
+pub mod limits;
+pub mod quantity;
+
+use quantity::Quantity;
+
+/// Every binary the image carries (`src/bin/*.rs`; the Dockerfile copies
+/// each to /usr/local/bin). A unit test compares it with the directory so
+/// it cannot drift; `binary:` in jobs.yaml must name one of them.
+pub const IMAGE_BINARIES: &[&str] = &[
+    "cache-refresh",
+    "dlq-reprocess",
+    "hazard-timeseries-batch",
+    "jobctl",
+    "probability-batch",
+];
+
+/// Environment variables jobctl renders from the job's own fields; `env:`
+/// and `secrets:` may not set them.
+pub const RENDERED_ENV: &[&str] = &[
+    "CLIMATE_JOBS_TIMEOUT",
+    "CLIMATE_JOBS_TASK_TIMEOUT",
+    "CLIMATE_JOBS_GRACE",
+    "CLIMATE_JOBS_CONCURRENCY",
+    "CLIMATE_JOBS_LOG_FORMAT",
+];
+
+/// Defaults of the optional fields (stated in jobs.yaml's header too).
+pub const DEFAULT_CONCURRENCY: u16 = 4;
+pub const DEFAULT_REPLICAS: u16 = 1;
+pub const MAX_REPLICAS: u16 = 64;
+pub const DEFAULT_RETRIES: u32 = 2;
+pub const MAX_RETRIES: u32 = 10;
+/// The smallest Azure Container Apps consumption size.
+pub const DEFAULT_CPU: &str = "250m";
+pub const DEFAULT_MEMORY: &str = "512Mi";
+
 /// Azure Container Apps kills a replica 30 s after SIGTERM; the grace we
 /// ask for must end before that, with room to record the run.
 pub const MAX_GRACE: Duration = Duration::from_secs(25);
@@ -38,6 +76,69 @@ pub struct JobSpec {
     pub concurrency: u16,
     /// Extra command-line arguments (a subcommand first, for jobctl).
     pub args: Vec<String>,
+    /// Processes started together for one run (Indexed Job pods / ACA
+    /// replicas); default 1.
+    pub replicas: u16,
+    /// Attempts after the first for a retryable exit code; default 2.
+    pub retries: u32,
+    /// CPU as written (a Kubernetes quantity) and in millicores.
+    pub cpu: String,
+    pub cpu_millis: u64,
+    /// Memory as written (a Kubernetes quantity) and in bytes.
+    pub memory: String,
+    pub memory_bytes: u64,
+    /// Environment variables read from secrets; DATABASE_URL is one.
+    pub secrets: BTreeMap<String, SecretRef>,
+    /// Plain environment variables.
+    pub env: BTreeMap<String, String>,
+}
+
+/// One environment variable's secret: a Kubernetes Secret and its key. On
+/// Azure Container Apps the secret is a Key Vault reference named
+/// [`SecretRef::aca_name`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretRef {
+    pub secret: String,
+    pub key: String,
+}
+
+impl SecretRef {
+    /// `<secret>-<key>`, lower case, `_` and `.` as `-`: a name both an ACA
+    /// secret and a Key Vault secret accept.
+    pub fn aca_name(&self) -> String {
+        format!("{}-{}", self.secret, self.key)
+            .chars()
+            .map(|c| match c {
+                '_' | '.' => '-',
+                c => c.to_ascii_lowercase(),
+            })
+            .collect()
+    }
+}
+
+impl JobSpec {
+    /// ACA `replicaTimeout` and one pod's share of `activeDeadlineSeconds`.
+    pub fn attempt_secs(&self) -> u64 {
+        limits::attempt_secs(self.timeout, self.grace)
+    }
+
+    pub fn active_deadline_secs(&self) -> u64 {
+        limits::active_deadline_secs(self.timeout, self.grace, self.retries)
+    }
+
+    /// The environment every rendering sets from the job's own fields.
+    pub fn rendered_env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("CLIMATE_JOBS_TIMEOUT", format_duration(self.timeout)),
+            (
+                "CLIMATE_JOBS_TASK_TIMEOUT",
+                format_duration(self.task_timeout),
+            ),
+            ("CLIMATE_JOBS_GRACE", format_duration(self.grace)),
+            ("CLIMATE_JOBS_CONCURRENCY", self.concurrency.to_string()),
+            ("CLIMATE_JOBS_LOG_FORMAT", "json".to_string()),
+        ]
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -73,6 +174,12 @@ const FIELDS: &[&str] = &[
     "grace",
     "concurrency",
     "args",
+    "replicas",
+    "retries",
+    "cpu",
+    "memory",
+    "secrets",
+    "env",
 ];
 
 /// Parses and validates jobs.yaml text; returns every problem found, not
@@ -205,26 +312,53 @@ fn parse_job(name: &str, body: &Value) -> Result<JobSpec, Vec<ManifestError>> {
     let timeout = duration("timeout", &mut errors);
     let task_timeout = duration("task_timeout", &mut errors);
     let grace = duration("grace", &mut errors);
-    let concurrency = match fields.get("concurrency") {
-        Some(Value::Number(n)) => match n.as_u64().and_then(|n| u16::try_from(n).ok()) {
-            Some(c) if (1..=256).contains(&c) => Some(c),
-            _ => {
-                errors.push(err(
-                    Some("concurrency"),
-                    format!("{n}: expected an integer from 1 to 256"),
-                ));
-                None
+    let integer =
+        |field: &str, default: u64, min: u64, max: u64, errors: &mut Vec<ManifestError>| {
+            match fields.get(field) {
+                None => Some(default),
+                Some(Value::Number(n)) => match n.as_u64() {
+                    Some(v) if (min..=max).contains(&v) => Some(v),
+                    _ => {
+                        errors.push(err(
+                            Some(field),
+                            format!("{n}: expected an integer from {min} to {max}"),
+                        ));
+                        None
+                    }
+                },
+                Some(other) => {
+                    errors.push(err(
+                        Some(field),
+                        format!("expected an integer, found {other}"),
+                    ));
+                    None
+                }
             }
-        },
-        Some(other) => {
-            errors.push(err(
-                Some("concurrency"),
-                format!("expected an integer, found {other}"),
-            ));
-            None
-        }
-        None => Some(4),
-    };
+        };
+    let concurrency = integer(
+        "concurrency",
+        u64::from(DEFAULT_CONCURRENCY),
+        1,
+        256,
+        &mut errors,
+    )
+    .and_then(|v| u16::try_from(v).ok());
+    let replicas = integer(
+        "replicas",
+        u64::from(DEFAULT_REPLICAS),
+        1,
+        u64::from(MAX_REPLICAS),
+        &mut errors,
+    )
+    .and_then(|v| u16::try_from(v).ok());
+    let retries = integer(
+        "retries",
+        u64::from(DEFAULT_RETRIES),
+        0,
+        u64::from(MAX_RETRIES),
+        &mut errors,
+    )
+    .and_then(|v| u32::try_from(v).ok());
     let args = match fields.get("args") {
         None => Some(Vec::new()),
         Some(Value::Array(items)) => {
@@ -246,6 +380,102 @@ fn parse_job(name: &str, body: &Value) -> Result<JobSpec, Vec<ManifestError>> {
             None
         }
     };
+    if let Some(b) = &binary
+        && !IMAGE_BINARIES.contains(&b.as_str())
+    {
+        errors.push(err(
+            Some("binary"),
+            format!(
+                "{b:?} is not a binary in the image (one of: {})",
+                IMAGE_BINARIES.join(", ")
+            ),
+        ));
+    }
+
+    // Resources: Kubernetes quantities, and a size Azure Container Apps runs.
+    let cpu = string("cpu", &mut errors).unwrap_or_else(|| DEFAULT_CPU.to_string());
+    let cpu_millis = match Quantity::parse(&cpu).map(Quantity::millis) {
+        Ok(Some(m)) => Some(m),
+        Ok(None) => {
+            errors.push(err(Some("cpu"), format!("{cpu:?}: finer than 1m")));
+            None
+        }
+        Err(e) => {
+            errors.push(err(Some("cpu"), e));
+            None
+        }
+    };
+    let memory = string("memory", &mut errors).unwrap_or_else(|| DEFAULT_MEMORY.to_string());
+    let memory_bytes = match Quantity::parse(&memory).map(Quantity::bytes) {
+        Ok(Some(b)) => Some(b),
+        Ok(None) => {
+            errors.push(err(
+                Some("memory"),
+                format!("{memory:?}: not a whole number of bytes"),
+            ));
+            None
+        }
+        Err(e) => {
+            errors.push(err(Some("memory"), e));
+            None
+        }
+    };
+    if let (Some(m), Some(b)) = (cpu_millis, memory_bytes)
+        && let Err(msg) = aca::check_resources(m, b)
+    {
+        let field = if aca::check_resources(m, aca::memory_for_cpu(m)).is_ok() {
+            "memory"
+        } else {
+            "cpu"
+        };
+        errors.push(err(
+            Some(field),
+            format!("cpu {cpu:?} with memory {memory:?}: {msg}"),
+        ));
+    }
+
+    let env = string_map("env", fields.get("env"), &err, &mut errors);
+    let secrets = secret_map(fields.get("secrets"), &err, &mut errors);
+    if let (Some(env), Some(secrets)) = (&env, &secrets) {
+        for name in env.keys() {
+            if secrets.contains_key(name) {
+                errors.push(err(
+                    Some(&format!("env.{name}")),
+                    "also set in `secrets`; set it in one place".into(),
+                ));
+            }
+            if name == "DATABASE_URL" {
+                errors.push(err(
+                    Some("env.DATABASE_URL"),
+                    "the database URL holds a password: take it from `secrets`".into(),
+                ));
+            }
+        }
+        if !secrets.contains_key("DATABASE_URL") {
+            errors.push(err(
+                Some("secrets.DATABASE_URL"),
+                "missing: every job reads DATABASE_URL from a secret \
+                 (DATABASE_URL: {secret: NAME, key: KEY})"
+                    .into(),
+            ));
+        }
+        for name in env.keys().chain(secrets.keys()) {
+            if RENDERED_ENV.contains(&name.as_str()) {
+                let which = if env.contains_key(name) {
+                    "env"
+                } else {
+                    "secrets"
+                };
+                errors.push(err(
+                    Some(&format!("{which}.{name}")),
+                    "rendered from the job's own fields (timeout, task_timeout, grace, \
+                     concurrency; logs are json): set those instead"
+                        .into(),
+                ));
+            }
+        }
+    }
+
     if let (Some(task), Some(total)) = (task_timeout, timeout)
         && task >= total
     {
@@ -270,6 +500,34 @@ fn parse_job(name: &str, body: &Value) -> Result<JobSpec, Vec<ManifestError>> {
             ),
         ));
     }
+    // The scheduler's limits sit above the job's own deadline (limits.rs);
+    // refuse a job whose rendered limit would pass the documented maximum.
+    let max = limits::MAX_SCHEDULER_LIMIT.as_secs();
+    if let (Some(t), Some(g), Some(r)) = (timeout, grace, retries) {
+        let attempt = limits::attempt_secs(t, g);
+        let active = limits::active_deadline_secs(t, g, r);
+        if attempt > max {
+            errors.push(err(
+                Some("timeout"),
+                format!(
+                    "timeout {} + grace {} + {} s start margin = {attempt} s per attempt \
+                     (ACA replicaTimeout) exceeds the {max} s maximum",
+                    format_duration(t),
+                    format_duration(g),
+                    limits::START_MARGIN.as_secs()
+                ),
+            ));
+        } else if active > max {
+            errors.push(err(
+                Some("retries"),
+                format!(
+                    "{} attempts of {attempt} s plus back-off = {active} s \
+                     (Kubernetes activeDeadlineSeconds) exceeds the {max} s maximum",
+                    r + 1
+                ),
+            ));
+        }
+    }
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -281,6 +539,8 @@ fn parse_job(name: &str, body: &Value) -> Result<JobSpec, Vec<ManifestError>> {
         grace,
         concurrency,
         args,
+        (replicas, retries, cpu_millis, memory_bytes),
+        (env, secrets),
     ) {
         (
             Some(binary),
@@ -290,6 +550,8 @@ fn parse_job(name: &str, body: &Value) -> Result<JobSpec, Vec<ManifestError>> {
             Some(grace),
             Some(concurrency),
             Some(args),
+            (Some(replicas), Some(retries), Some(cpu_millis), Some(memory_bytes)),
+            (Some(env), Some(secrets)),
         ) => Ok(JobSpec {
             name: name.to_string(),
             description,
@@ -300,9 +562,168 @@ fn parse_job(name: &str, body: &Value) -> Result<JobSpec, Vec<ManifestError>> {
             grace,
             concurrency,
             args,
+            replicas,
+            retries,
+            cpu,
+            cpu_millis,
+            memory,
+            memory_bytes,
+            secrets,
+            env,
         }),
         _ => Err(vec![err(None, "incomplete job".into())]),
     }
+}
+
+fn is_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_uppercase() || c == '_')
+        && chars.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// `env:` — a mapping of variable name to string value.
+fn string_map(
+    field: &str,
+    value: Option<&Value>,
+    err: &dyn Fn(Option<&str>, String) -> ManifestError,
+    errors: &mut Vec<ManifestError>,
+) -> Option<BTreeMap<String, String>> {
+    let map = match value {
+        None => return Some(BTreeMap::new()),
+        Some(Value::Object(map)) => map,
+        Some(other) => {
+            errors.push(err(
+                Some(field),
+                format!("expected a mapping of NAME: value, found {other}"),
+            ));
+            return None;
+        }
+    };
+    let before = errors.len();
+    let mut out = BTreeMap::new();
+    for (name, v) in map {
+        let path = format!("{field}.{name}");
+        if !is_env_name(name) {
+            errors.push(err(
+                Some(&path),
+                "environment variable names are A-Z, 0-9 and _, not starting with a digit".into(),
+            ));
+        }
+        match v {
+            Value::String(s) => {
+                out.insert(name.clone(), s.clone());
+            }
+            other => errors.push(err(
+                Some(&path),
+                format!("expected a string (quote numbers and booleans: \"1\"), found {other}"),
+            )),
+        }
+    }
+    (errors.len() == before).then_some(out)
+}
+
+/// `secrets:` — a mapping of variable name to `{secret: NAME, key: KEY}`.
+fn secret_map(
+    value: Option<&Value>,
+    err: &dyn Fn(Option<&str>, String) -> ManifestError,
+    errors: &mut Vec<ManifestError>,
+) -> Option<BTreeMap<String, SecretRef>> {
+    let map = match value {
+        None => return Some(BTreeMap::new()),
+        Some(Value::Object(map)) => map,
+        Some(other) => {
+            errors.push(err(
+                Some("secrets"),
+                format!("expected a mapping of NAME: {{secret: S, key: K}}, found {other}"),
+            ));
+            return None;
+        }
+    };
+    let before = errors.len();
+    let mut out = BTreeMap::new();
+    for (name, v) in map {
+        let path = format!("secrets.{name}");
+        if !is_env_name(name) {
+            errors.push(err(
+                Some(&path),
+                "environment variable names are A-Z, 0-9 and _, not starting with a digit".into(),
+            ));
+        }
+        let Value::Object(r) = v else {
+            errors.push(err(
+                Some(&path),
+                format!("expected {{secret: NAME, key: KEY}}, found {v}"),
+            ));
+            continue;
+        };
+        for k in r
+            .keys()
+            .filter(|k| !["secret", "key"].contains(&k.as_str()))
+        {
+            errors.push(err(
+                Some(&format!("{path}.{k}")),
+                "unknown key (expected secret, key)".into(),
+            ));
+        }
+        let part = |k: &str,
+                    valid: fn(&str) -> bool,
+                    rule: &str,
+                    errors: &mut Vec<ManifestError>| match r.get(k) {
+            Some(Value::String(s)) if valid(s) => Some(s.clone()),
+            Some(Value::String(s)) => {
+                errors.push(err(Some(&format!("{path}.{k}")), format!("{s:?}: {rule}")));
+                None
+            }
+            Some(other) => {
+                errors.push(err(
+                    Some(&format!("{path}.{k}")),
+                    format!("expected a string, found {other}"),
+                ));
+                None
+            }
+            None => {
+                errors.push(err(Some(&format!("{path}.{k}")), "missing".into()));
+                None
+            }
+        };
+        let secret = part(
+            "secret",
+            is_secret_name,
+            "a Secret name is 1–63 characters of a-z, 0-9 and '-', starting and ending \
+             with a letter or digit",
+            errors,
+        );
+        let key = part(
+            "key",
+            is_secret_key,
+            "a Secret key is 1–63 characters of A-Z, a-z, 0-9, '-', '_' and '.', \
+             ending with a letter or digit",
+            errors,
+        );
+        if let (Some(secret), Some(key)) = (secret, key) {
+            out.insert(name.clone(), SecretRef { secret, key });
+        }
+    }
+    (errors.len() == before).then_some(out)
+}
+
+/// A Kubernetes Secret name, kept to a DNS label so the derived ACA / Key
+/// Vault name (`<secret>-<key>`) stays valid too.
+fn is_secret_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+fn is_secret_key(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && s.chars().last().is_some_and(|c| c.is_ascii_alphanumeric())
 }
 
 /// A 5-field cron expression (minute hour day-of-month month day-of-week),
@@ -329,6 +750,15 @@ pub fn next_run(
         .ok()
 }
 
+/// Rendered manifests as multi-document YAML, deterministic: keys sorted
+/// (serde_json's map), plain scalars, strings that look like numbers or
+/// booleans quoted.
+pub fn to_yaml(docs: &[Value]) -> Result<String, String> {
+    let options = serde_saphyr::ser_options! { prefer_block_scalars: false };
+    serde_saphyr::to_string_multiple_with_options(docs, options)
+        .map_err(|e| format!("cannot write YAML: {e}"))
+}
+
 /// Job names in file order are not kept by the JSON map; sort for stable output.
 pub fn by_name(file: &JobsFile) -> BTreeMap<&str, &JobSpec> {
     file.jobs.iter().map(|j| (j.name.as_str(), j)).collect()
@@ -348,6 +778,8 @@ jobs:
     grace: 20s
     concurrency: 4
     args: ["canary", "--tasks", "20"]
+    secrets:
+      DATABASE_URL: {secret: climate-jobs, key: database-url}
 "#;
 
     #[test]
@@ -415,6 +847,89 @@ jobs:
             .replace("*/15 * * * *", "often")
             .replace("concurrency: 4", "concurrency: 0");
         assert_eq!(messages(&text).len(), 3);
+    }
+
+    #[test]
+    fn defaults_of_the_optional_fields() {
+        let job = &parse(GOOD).unwrap().jobs[0];
+        assert_eq!(job.replicas, 1);
+        assert_eq!(job.retries, 2);
+        assert_eq!((job.cpu.as_str(), job.cpu_millis), ("250m", 250));
+        assert_eq!(
+            (job.memory.as_str(), job.memory_bytes),
+            ("512Mi", 512 << 20)
+        );
+        assert!(job.env.is_empty());
+        assert_eq!(
+            job.secrets["DATABASE_URL"].aca_name(),
+            "climate-jobs-database-url"
+        );
+    }
+
+    #[test]
+    fn image_binaries_match_src_bin() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/bin");
+        let mut found: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "rs"))
+            .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
+            .collect();
+        found.sort();
+        assert_eq!(
+            found, IMAGE_BINARIES,
+            "update IMAGE_BINARIES and the Dockerfile"
+        );
+    }
+
+    #[test]
+    fn an_unknown_binary_is_rejected() {
+        let errs = messages(&GOOD.replace("binary: jobctl", "binary: jobctrl"));
+        assert!(
+            errs[0].starts_with("job `canary`, field `binary`:"),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn database_url_must_come_from_a_secret() {
+        let text = GOOD.replace(
+            "    secrets:\n      DATABASE_URL: {secret: climate-jobs, key: database-url}\n",
+            "    env:\n      DATABASE_URL: postgres://x\n",
+        );
+        let errs = messages(&text);
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert!(
+            errs.iter().any(|e| e.contains("field `env.DATABASE_URL`")),
+            "{errs:?}"
+        );
+        assert!(
+            errs.iter()
+                .any(|e| e.contains("field `secrets.DATABASE_URL`")),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn scheduler_limits_have_a_maximum() {
+        let errs = messages(&GOOD.replace("timeout: 5m", "timeout: 24h"));
+        assert!(
+            errs[0].starts_with("job `canary`, field `timeout`:"),
+            "{errs:?}"
+        );
+        let errs = messages(&GOOD.replace("timeout: 5m", "timeout: 9h"));
+        assert!(
+            errs[0].starts_with("job `canary`, field `retries`:"),
+            "{errs:?}"
+        );
+        assert!(
+            parse(
+                &GOOD
+                    .replace("timeout: 5m", "timeout: 9h")
+                    .replace("concurrency: 4", "concurrency: 4\n    retries: 1")
+            )
+            .is_ok()
+        );
     }
 
     #[test]

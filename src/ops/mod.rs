@@ -6,6 +6,7 @@ pub mod demo_data;
 pub mod dlq;
 pub mod migrate;
 pub mod regions;
+pub mod render;
 pub mod runs;
 pub mod smoke;
 pub mod throwaway_pg;
