@@ -68,6 +68,15 @@ fn env(job: &JobSpec) -> Vec<Value> {
             "valueFrom": {"secretKeyRef": {"name": r.secret, "key": r.key}},
         })
     }));
+    if job.replicas > 1 {
+        // The pods of one Job are replicas of one execution: the Job's name
+        // (a label Kubernetes puts on each pod) identifies it, so they join
+        // one run and share its chunks (`--execution`).
+        env.push(json!({
+            "name": "CLIMATE_JOBS_EXECUTION",
+            "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['batch.kubernetes.io/job-name']"}},
+        }));
+    }
     env
 }
 
