@@ -48,8 +48,9 @@ struct Args {
     #[arg(long, default_value = "all")]
     points: PointSelection,
 
-    /// Grid points per chunk: the unit of commit, resume and retry.
-    #[arg(long, default_value_t = 250, value_parser = clap::value_parser!(u32).range(1..))]
+    /// Grid points per chunk: the unit of commit, resume and retry. 0 (the
+    /// default) picks two chunks per concurrent task, between 250 and 2,000.
+    #[arg(long, default_value_t = 0)]
     chunk_points: u32,
 
     /// Recompute inputs even if unchanged since their last full run.

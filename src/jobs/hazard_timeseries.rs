@@ -40,6 +40,7 @@ pub struct HazardBatch {
     /// Risk types to compute; None = all.
     pub hazards: Option<Vec<String>>,
     pub points: PointSelection,
+    /// Grid points per chunk; 0 = [`auto_chunk_points`].
     pub chunk_points: usize,
     pub force: bool,
     pub names: VariableNames,
@@ -91,7 +92,7 @@ impl HazardBatch {
             years,
             hazards,
             points,
-            chunk_points: chunk_points.max(1),
+            chunk_points,
             force,
             names,
             common,
@@ -119,6 +120,16 @@ impl HazardBatch {
             self.names.pr
         )
     }
+}
+
+/// Grid points per chunk when not given: two chunks per concurrent task
+/// so reading, computing and the database's COPY overlap, at least 250
+/// points (a chunk reads a year of its points per call: smaller slices of a
+/// wide time-major grid cost more in read overhead than they gain), at most
+/// 2,000 (a year block of 2,000 points × 3 variables is ~9 MB, twice with
+/// read-ahead, per concurrent task).
+pub fn auto_chunk_points(points: usize, concurrency: usize) -> usize {
+    (points / (2 * concurrency.max(1))).clamp(250, 2000)
 }
 
 /// The registry's hazards, narrowed to `names` (unknown names are a usage error).
@@ -294,8 +305,12 @@ impl Job for HazardBatch {
                 continue;
             }
             let mut chunks = 0;
-            for start in range.clone().step_by(self.chunk_points) {
-                let end = (start + self.chunk_points).min(range.end);
+            let per_chunk = match self.chunk_points {
+                0 => auto_chunk_points(range.len(), usize::from(self.common.run.concurrency)),
+                n => n,
+            };
+            for start in range.clone().step_by(per_chunk) {
+                let end = (start + per_chunk).min(range.end);
                 let payload = ChunkPayload {
                     file: s.path.clone(),
                     fingerprint: s.fingerprint.clone(),
@@ -327,7 +342,10 @@ impl Job for HazardBatch {
                 s.points.len(),
                 hazard_names.join(",")
             ));
-            key_material.push_str(&format!("{}|{}|{scenario};", s.path, s.fingerprint));
+            key_material.push_str(&format!(
+                "{}|{}|{scenario}|{per_chunk};",
+                s.path, s.fingerprint
+            ));
             planned.push(PlannedInput {
                 path: s.path.clone(),
                 fingerprint: s.fingerprint.clone(),
@@ -468,5 +486,18 @@ impl Job for HazardBatch {
             .await?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::auto_chunk_points;
+
+    #[test]
+    fn auto_chunks_give_two_per_task_within_bounds() {
+        assert_eq!(auto_chunk_points(1000, 2), 250);
+        assert_eq!(auto_chunk_points(5000, 2), 1250);
+        assert_eq!(auto_chunk_points(60, 4), 250);
+        assert_eq!(auto_chunk_points(1_000_000, 2), 2000);
     }
 }
