@@ -133,3 +133,117 @@ fn a_dead_replicas_chunk_is_claimed_again_after_its_lease() {
         survivor.elapsed
     );
 }
+
+/// The hazard table, run ids left out.
+fn hazard_checksum(db: &TestDb) -> String {
+    db.scalar(
+        "SELECT md5(string_agg(g.lat || ',' || g.lon || ',' || scenario || ',' || risk_type || ',' || year || ',' || value || ',' || score, ';'
+                    ORDER BY g.lat, g.lon, scenario, risk_type, year))
+           FROM hazard_results h JOIN grid_points g ON g.id = h.grid_id",
+    )
+}
+
+fn hazard_replica(
+    db: &TestDb,
+    input: &str,
+    execution: &str,
+    extra: &[&str],
+) -> std::process::Command {
+    let mut args = vec![
+        "--input",
+        input,
+        "--chunk-points",
+        "6",
+        "--execution",
+        execution,
+    ];
+    args.extend(extra);
+    support::job(
+        &db.url,
+        env!("CARGO_BIN_EXE_hazard-timeseries-batch"),
+        &args,
+    )
+}
+
+#[test]
+fn three_hazard_replicas_write_the_table_one_replica_writes_each_chunk_once() {
+    let data = support::demo_data("replica-demo", 60, "2021..2025", "ssp245");
+    let input = data.join("ssp245.nc");
+    let input = input.to_str().unwrap();
+    let single = TestDb::migrated("replicas_hazard_one");
+    let one = support::run(hazard_replica(&single, input, "solo", &[]));
+    assert_eq!(one.code, 0, "{}", one.all_output());
+
+    let db = TestDb::migrated("replicas_hazard_three");
+    let children: Vec<_> = (0..3)
+        .map(|_| spawn(hazard_replica(&db, input, "three", &["--concurrency", "1"])))
+        .collect();
+    for (child, started) in children {
+        let done = wait(child, started);
+        assert_eq!(done.code, 0, "{}", done.all_output());
+    }
+    assert_eq!(hazard_checksum(&db), hazard_checksum(&single));
+    // The ledger: 10 chunks, each done once, by more than one replica.
+    assert_eq!(
+        db.count("SELECT count(*) FROM run_chunks WHERE state = 'done'"),
+        10
+    );
+    assert_eq!(db.count("SELECT sum(attempts) FROM run_chunks"), 10);
+    assert!(db.count("SELECT count(DISTINCT run_id) FROM run_chunks") >= 2);
+    assert_eq!(db.count("SELECT sum(tasks_done) FROM job_runs"), 10);
+    assert_eq!(
+        db.count("SELECT count(*) FROM input_files"),
+        1,
+        "the plan's last chunk vouches for the input once"
+    );
+}
+
+#[test]
+fn a_hazard_replica_killed_mid_chunk_leaves_it_to_be_redone_after_its_lease() {
+    let data = support::demo_data("replica-demo", 60, "2021..2025", "ssp245");
+    let input = data.join("ssp245.nc");
+    let input = input.to_str().unwrap();
+    let single = TestDb::migrated("replicas_kill_one");
+    assert_eq!(
+        support::run(hazard_replica(&single, input, "solo", &[])).code,
+        0
+    );
+
+    let db = TestDb::migrated("replicas_kill");
+    // Lease = task timeout 3s + grace 1s + 10s. The victim hangs in its first
+    // chunk and is killed before its task timeout could record anything.
+    let lease_args = [
+        "--concurrency",
+        "1",
+        "--task-timeout",
+        "3s",
+        "--grace",
+        "1s",
+    ];
+    let mut victim = hazard_replica(&db, input, "killed", &lease_args);
+    victim.env("CLIMATE_JOBS_FAULT", "hang-task=0");
+    let (victim, started) = spawn(victim);
+    assert!(support::wait_until(Duration::from_secs(10), || {
+        db.count("SELECT count(*) FROM run_chunks WHERE state = 'running' AND ordinal = 0") == 1
+    }));
+    support::signal(&victim, libc::SIGKILL);
+    let _ = wait(victim, started);
+
+    let survivors: Vec<_> = (0..2)
+        .map(|_| spawn(hazard_replica(&db, input, "killed", &lease_args)))
+        .collect();
+    for (child, started) in survivors {
+        let done = wait(child, started);
+        assert_eq!(done.code, 0, "{}", done.all_output());
+    }
+    assert_eq!(hazard_checksum(&db), hazard_checksum(&single));
+    assert_eq!(
+        db.count("SELECT count(*) FROM run_chunks WHERE state = 'done'"),
+        10
+    );
+    assert_eq!(
+        db.count("SELECT sum(attempts) FROM run_chunks"),
+        10,
+        "every chunk finished once"
+    );
+}
