@@ -38,9 +38,10 @@ echo "hazard_results: $rows_in rows" >&2
 
 times=(); rss=()
 for i in 1 2 3; do
-  out=$( { /usr/bin/time -f '%e %M' probability-batch --force --concurrency 2 2>/dev/null | tail -n 1; } 2>&1 )
-  summary=$(echo "$out" | grep '^{')
-  read -r secs kb < <(echo "$out" | grep -v '^{' | tail -n 1)
+  timing=$(mktemp)
+  summary=$(/usr/bin/time -o "$timing" -f '%e %M' probability-batch --force --concurrency 2 2>/dev/null | tail -n 1)
+  read -r secs kb < "$timing"
+  rm -f "$timing"
   echo "run $i: ${secs}s, peak RSS ${kb} kB: $summary" >&2
   times+=("$secs"); rss+=("$kb")
 done
