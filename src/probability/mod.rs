@@ -229,14 +229,9 @@ impl Fitter {
         Self::default()
     }
 
-    /// Fits `values` (any order; non-finite values are skipped as missing) and writes the result
-    /// into `out`, reusing `out.bin_probs`' allocation. On error `out` is left unspecified.
-    pub fn fit_into(
-        &mut self,
-        values: &[f64],
-        config: &ProbabilityConfig,
-        out: &mut Fitted,
-    ) -> Result<(), FitError> {
+    /// Sorts the finite `values` into the fitter's buffer (integer keys: see [`float_key`]);
+    /// `None` when there are none.
+    fn sort_finite(&mut self, values: &[f64]) -> Option<&[f64]> {
         self.keys.clear();
         self.keys.extend(
             values
@@ -245,13 +240,37 @@ impl Fitter {
                 .map(|&v| float_key(v)),
         );
         if self.keys.is_empty() {
-            return Err(FitError::NoData);
+            return None;
         }
         // Finite values only, so the total order is the numeric order (-0.0 sorting before
         // 0.0 is harmless: they are equal in every later comparison and sum).
         self.keys.sort_unstable();
         self.sorted.clear();
         self.sorted.extend(self.keys.iter().map(|&k| key_float(k)));
+        Some(self.sorted.as_slice())
+    }
+
+    /// GEV parameters of `values` by L-moments, and nothing else: the work
+    /// `lmoments3.distr.gev.lmom_fit` does (sort, sample L-moments,
+    /// parameters), for comparing like with like in the benchmark.
+    pub fn gev_params(&mut self, values: &[f64]) -> Result<GevParams, GevFitError> {
+        match self.sort_finite(values) {
+            Some(sorted) => gev::fit_sorted(sorted),
+            None => Err(GevFitError::TooFewValues { n: 0 }),
+        }
+    }
+
+    /// Fits `values` (any order; non-finite values are skipped as missing) and writes the result
+    /// into `out`, reusing `out.bin_probs`' allocation. On error `out` is left unspecified.
+    pub fn fit_into(
+        &mut self,
+        values: &[f64],
+        config: &ProbabilityConfig,
+        out: &mut Fitted,
+    ) -> Result<(), FitError> {
+        if self.sort_finite(values).is_none() {
+            return Err(FitError::NoData);
+        }
         let sorted = self.sorted.as_slice();
         out.n = sorted.len();
         out.params = None;
