@@ -581,20 +581,24 @@ fn is_env_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
 }
 
-/// `env:` — a mapping of variable name to string value.
-fn string_map(
+/// A mapping of environment variable name to a value `parse` reads (it
+/// reports its own problems under the entry's path). Every problem is
+/// collected; None when there was any.
+fn env_mapping<T>(
     field: &str,
+    shape: &str,
     value: Option<&Value>,
     err: &dyn Fn(Option<&str>, String) -> ManifestError,
     errors: &mut Vec<ManifestError>,
-) -> Option<BTreeMap<String, String>> {
+    mut parse: impl FnMut(&str, &Value, &mut Vec<ManifestError>) -> Option<T>,
+) -> Option<BTreeMap<String, T>> {
     let map = match value {
         None => return Some(BTreeMap::new()),
         Some(Value::Object(map)) => map,
         Some(other) => {
             errors.push(err(
                 Some(field),
-                format!("expected a mapping of NAME: value, found {other}"),
+                format!("expected a mapping of NAME: {shape}, found {other}"),
             ));
             return None;
         }
@@ -609,17 +613,37 @@ fn string_map(
                 "environment variable names are A-Z, 0-9 and _, not starting with a digit".into(),
             ));
         }
-        match v {
-            Value::String(s) => {
-                out.insert(name.clone(), s.clone());
-            }
-            other => errors.push(err(
-                Some(&path),
-                format!("expected a string (quote numbers and booleans: \"1\"), found {other}"),
-            )),
+        if let Some(parsed) = parse(&path, v, errors) {
+            out.insert(name.clone(), parsed);
         }
     }
     (errors.len() == before).then_some(out)
+}
+
+/// `env:` — a mapping of variable name to string value.
+fn string_map(
+    field: &str,
+    value: Option<&Value>,
+    err: &dyn Fn(Option<&str>, String) -> ManifestError,
+    errors: &mut Vec<ManifestError>,
+) -> Option<BTreeMap<String, String>> {
+    env_mapping(
+        field,
+        "value",
+        value,
+        err,
+        errors,
+        |path, v, errors| match v {
+            Value::String(s) => Some(s.clone()),
+            other => {
+                errors.push(err(
+                    Some(path),
+                    format!("expected a string (quote numbers and booleans: \"1\"), found {other}"),
+                ));
+                None
+            }
+        },
+    )
 }
 
 /// `secrets:` — a mapping of variable name to `{secret: NAME, key: KEY}`.
@@ -628,83 +652,70 @@ fn secret_map(
     err: &dyn Fn(Option<&str>, String) -> ManifestError,
     errors: &mut Vec<ManifestError>,
 ) -> Option<BTreeMap<String, SecretRef>> {
-    let map = match value {
-        None => return Some(BTreeMap::new()),
-        Some(Value::Object(map)) => map,
-        Some(other) => {
-            errors.push(err(
-                Some("secrets"),
-                format!("expected a mapping of NAME: {{secret: S, key: K}}, found {other}"),
-            ));
-            return None;
-        }
-    };
-    let before = errors.len();
-    let mut out = BTreeMap::new();
-    for (name, v) in map {
-        let path = format!("secrets.{name}");
-        if !is_env_name(name) {
-            errors.push(err(
-                Some(&path),
-                "environment variable names are A-Z, 0-9 and _, not starting with a digit".into(),
-            ));
-        }
-        let Value::Object(r) = v else {
-            errors.push(err(
-                Some(&path),
-                format!("expected {{secret: NAME, key: KEY}}, found {v}"),
-            ));
-            continue;
-        };
-        for k in r
-            .keys()
-            .filter(|k| !["secret", "key"].contains(&k.as_str()))
-        {
-            errors.push(err(
-                Some(&format!("{path}.{k}")),
-                "unknown key (expected secret, key)".into(),
-            ));
-        }
-        let part = |k: &str,
-                    valid: fn(&str) -> bool,
-                    rule: &str,
-                    errors: &mut Vec<ManifestError>| match r.get(k) {
-            Some(Value::String(s)) if valid(s) => Some(s.clone()),
-            Some(Value::String(s)) => {
-                errors.push(err(Some(&format!("{path}.{k}")), format!("{s:?}: {rule}")));
-                None
-            }
-            Some(other) => {
+    env_mapping(
+        "secrets",
+        "{secret: S, key: K}",
+        value,
+        err,
+        errors,
+        |path, v, errors| {
+            let Value::Object(r) = v else {
+                errors.push(err(
+                    Some(path),
+                    format!("expected {{secret: NAME, key: KEY}}, found {v}"),
+                ));
+                return None;
+            };
+            for k in r
+                .keys()
+                .filter(|k| !["secret", "key"].contains(&k.as_str()))
+            {
                 errors.push(err(
                     Some(&format!("{path}.{k}")),
-                    format!("expected a string, found {other}"),
+                    "unknown key (expected secret, key)".into(),
                 ));
-                None
             }
-            None => {
-                errors.push(err(Some(&format!("{path}.{k}")), "missing".into()));
-                None
-            }
-        };
-        let secret = part(
-            "secret",
-            is_secret_name,
-            "a Secret name is 1–63 characters of a-z, 0-9 and '-', starting and ending \
+            let part = |k: &str,
+                        valid: fn(&str) -> bool,
+                        rule: &str,
+                        errors: &mut Vec<ManifestError>| match r.get(k) {
+                Some(Value::String(s)) if valid(s) => Some(s.clone()),
+                Some(Value::String(s)) => {
+                    errors.push(err(Some(&format!("{path}.{k}")), format!("{s:?}: {rule}")));
+                    None
+                }
+                Some(other) => {
+                    errors.push(err(
+                        Some(&format!("{path}.{k}")),
+                        format!("expected a string, found {other}"),
+                    ));
+                    None
+                }
+                None => {
+                    errors.push(err(Some(&format!("{path}.{k}")), "missing".into()));
+                    None
+                }
+            };
+            let secret = part(
+                "secret",
+                is_secret_name,
+                "a Secret name is 1–63 characters of a-z, 0-9 and '-', starting and ending \
              with a letter or digit",
-            errors,
-        );
-        let key = part(
-            "key",
-            is_secret_key,
-            "a Secret key is 1–63 characters of A-Z, a-z, 0-9, '-', '_' and '.', \
+                errors,
+            );
+            let key = part(
+                "key",
+                is_secret_key,
+                "a Secret key is 1–63 characters of A-Z, a-z, 0-9, '-', '_' and '.', \
              ending with a letter or digit",
-            errors,
-        );
-        if let (Some(secret), Some(key)) = (secret, key) {
-            out.insert(name.clone(), SecretRef { secret, key });
-        }
-    }
-    (errors.len() == before).then_some(out)
+                errors,
+            );
+            Some(SecretRef {
+                secret: secret?,
+                key: key?,
+            })
+        },
+    )
 }
 
 /// A Kubernetes Secret name, kept to a DNS label so the derived ACA / Key
