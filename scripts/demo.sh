@@ -74,5 +74,10 @@ jobctl dlq list
 dlq-reprocess
 jobctl dlq list --status resolved
 
+step "jobctl render k8s: the first CronJob rendered from jobs.yaml"
+jobctl render k8s --image registry.example/climate-jobs:demo --namespace climate --out "$work/k8s"
+ls "$work/k8s"
+sed -n '1,40p' "$work/k8s/canary.yaml"
+
 step "jobctl runs: the run history"
 jobctl runs
