@@ -130,16 +130,7 @@ impl AcaOptions {
 /// One job's Container Apps Job.
 pub fn job(job: &JobSpec, opts: &AcaOptions) -> Value {
     let vault = opts.key_vault.trim_end_matches('/');
-    let mut env: Vec<Value> = job
-        .rendered_env()
-        .into_iter()
-        .map(|(name, value)| json!({"name": name, "value": value}))
-        .collect();
-    env.extend(
-        job.env
-            .iter()
-            .map(|(name, value)| json!({"name": name, "value": value})),
-    );
+    let mut env: Vec<Value> = job.plain_env_entries();
     env.extend(
         job.secrets
             .iter()

@@ -52,16 +52,7 @@ fn labels(job: &JobSpec) -> Value {
 }
 
 fn env(job: &JobSpec) -> Vec<Value> {
-    let mut env: Vec<Value> = job
-        .rendered_env()
-        .into_iter()
-        .map(|(name, value)| json!({"name": name, "value": value}))
-        .collect();
-    env.extend(
-        job.env
-            .iter()
-            .map(|(name, value)| json!({"name": name, "value": value})),
-    );
+    let mut env: Vec<Value> = job.plain_env_entries();
     env.extend(job.secrets.iter().map(|(name, r)| {
         json!({
             "name": name,

@@ -139,6 +139,20 @@ impl JobSpec {
             ("CLIMATE_JOBS_LOG_FORMAT", "json".to_string()),
         ]
     }
+
+    /// Every plain (non-secret) variable of the container: the rendered
+    /// ones, then the job's own `env:`, as scheduler env entries.
+    pub fn plain_env_entries(&self) -> Vec<serde_json::Value> {
+        let rendered = self
+            .rendered_env()
+            .into_iter()
+            .map(|(n, v)| (n.to_string(), v));
+        let own = self.env.iter().map(|(n, v)| (n.clone(), v.clone()));
+        rendered
+            .chain(own)
+            .map(|(name, value)| serde_json::json!({"name": name, "value": value}))
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
