@@ -162,6 +162,20 @@ pub fn job(job: &JobSpec, opts: &AcaOptions) -> Value {
     if !job.args.is_empty() {
         container["args"] = json!(job.args);
     }
+    let mut template = json!({"containers": [container]});
+    if !job.volumes.is_empty() {
+        template["containers"][0]["volumeMounts"] = json!(
+            job.volumes
+                .iter()
+                .map(|(name, vol)| json!({"volumeName": name, "mountPath": vol.mount_path}))
+                .collect::<Vec<_>>()
+        );
+        template["volumes"] = json!(job
+            .volumes
+            .iter()
+            .map(|(name, vol)| json!({"name": name, "storageType": "AzureFile", "storageName": vol.aca_storage}))
+            .collect::<Vec<_>>());
+    }
     let mut configuration = json!({
         "triggerType": "Schedule",
         "replicaTimeout": job.attempt_secs(),
@@ -185,7 +199,7 @@ pub fn job(job: &JobSpec, opts: &AcaOptions) -> Value {
         "properties": {
             "environmentId": opts.environment_id,
             "configuration": configuration,
-            "template": {"containers": [container]},
+            "template": template,
         },
     })
 }

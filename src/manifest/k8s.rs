@@ -71,6 +71,26 @@ fn env(job: &JobSpec) -> Vec<Value> {
     env
 }
 
+/// The writable scratch /tmp (the root filesystem is read-only) and the
+/// job's read-only data volumes.
+fn volumes(job: &JobSpec) -> Vec<Value> {
+    let mut v = vec![json!({"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}})];
+    v.extend(job.volumes.iter().map(|(name, vol)| {
+        json!({"name": name, "persistentVolumeClaim": {"claimName": vol.claim, "readOnly": true}})
+    }));
+    v
+}
+
+fn volume_mounts(job: &JobSpec) -> Vec<Value> {
+    let mut v = vec![json!({"name": "tmp", "mountPath": "/tmp"})];
+    v.extend(
+        job.volumes.iter().map(
+            |(name, vol)| json!({"name": name, "mountPath": vol.mount_path, "readOnly": true}),
+        ),
+    );
+    v
+}
+
 /// One job's CronJob.
 pub fn cronjob(job: &JobSpec, opts: &K8sOptions) -> Value {
     let mut container = json!({
@@ -88,7 +108,7 @@ pub fn cronjob(job: &JobSpec, opts: &K8sOptions) -> Value {
             "runAsNonRoot": true,
             "capabilities": {"drop": ["ALL"]},
         },
-        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+        "volumeMounts": volume_mounts(job),
     });
     if !job.args.is_empty() {
         container["args"] = json!(job.args);
@@ -104,7 +124,7 @@ pub fn cronjob(job: &JobSpec, opts: &K8sOptions) -> Value {
             "seccompProfile": {"type": "RuntimeDefault"},
         },
         "containers": [container],
-        "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],
+        "volumes": volumes(job),
     });
     let mut job_spec = json!({
         "activeDeadlineSeconds": job.active_deadline_secs(),

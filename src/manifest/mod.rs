@@ -91,6 +91,21 @@ pub struct JobSpec {
     pub secrets: BTreeMap<String, SecretRef>,
     /// Plain environment variables.
     pub env: BTreeMap<String, String>,
+    /// Read-only data volumes (e.g. the hazard batch's NetCDF inputs), by
+    /// name; none by default.
+    pub volumes: BTreeMap<String, VolumeSpec>,
+}
+
+/// A read-only data volume: a PersistentVolumeClaim on Kubernetes, an
+/// Azure Files share (an environment storage) on Container Apps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeSpec {
+    /// Absolute path in the container.
+    pub mount_path: String,
+    /// Kubernetes PersistentVolumeClaim name.
+    pub claim: String,
+    /// Container Apps environment storage name (`az containerapp env storage set`).
+    pub aca_storage: String,
 }
 
 /// One environment variable's secret: a Kubernetes Secret and its key. On
@@ -194,6 +209,7 @@ const FIELDS: &[&str] = &[
     "memory",
     "secrets",
     "env",
+    "volumes",
 ];
 
 /// Parses and validates jobs.yaml text; returns every problem found, not
@@ -448,6 +464,7 @@ fn parse_job(name: &str, body: &Value) -> Result<JobSpec, Vec<ManifestError>> {
         ));
     }
 
+    let volumes = volume_map(fields.get("volumes"), &err, &mut errors);
     let env = string_map("env", fields.get("env"), &err, &mut errors);
     let secrets = secret_map(fields.get("secrets"), &err, &mut errors);
     if let (Some(env), Some(secrets)) = (&env, &secrets) {
@@ -554,7 +571,7 @@ fn parse_job(name: &str, body: &Value) -> Result<JobSpec, Vec<ManifestError>> {
         concurrency,
         args,
         (replicas, retries, cpu_millis, memory_bytes),
-        (env, secrets),
+        (env, secrets, volumes),
     ) {
         (
             Some(binary),
@@ -565,7 +582,7 @@ fn parse_job(name: &str, body: &Value) -> Result<JobSpec, Vec<ManifestError>> {
             Some(concurrency),
             Some(args),
             (Some(replicas), Some(retries), Some(cpu_millis), Some(memory_bytes)),
-            (Some(env), Some(secrets)),
+            (Some(env), Some(secrets), Some(volumes)),
         ) => Ok(JobSpec {
             name: name.to_string(),
             description,
@@ -584,6 +601,7 @@ fn parse_job(name: &str, body: &Value) -> Result<JobSpec, Vec<ManifestError>> {
             memory_bytes,
             secrets,
             env,
+            volumes,
         }),
         _ => Err(vec![err(None, "incomplete job".into())]),
     }
@@ -732,6 +750,113 @@ fn secret_map(
     )
 }
 
+/// `volumes:` — a mapping of volume name to `{mount_path, claim, aca_storage}`.
+fn volume_map(
+    value: Option<&Value>,
+    err: &dyn Fn(Option<&str>, String) -> ManifestError,
+    errors: &mut Vec<ManifestError>,
+) -> Option<BTreeMap<String, VolumeSpec>> {
+    let map = match value {
+        None => return Some(BTreeMap::new()),
+        Some(Value::Object(map)) => map,
+        Some(other) => {
+            errors.push(err(
+                Some("volumes"),
+                format!(
+                    "expected a mapping of NAME: {{mount_path, claim, aca_storage}}, found {other}"
+                ),
+            ));
+            return None;
+        }
+    };
+    let before = errors.len();
+    let mut out = BTreeMap::new();
+    let mut paths: BTreeMap<String, String> = BTreeMap::new();
+    for (name, v) in map {
+        let path = format!("volumes.{name}");
+        // "tmp" is the rendered scratch volume.
+        if !is_secret_name(name) || name == "tmp" {
+            errors.push(err(
+                Some(&path),
+                "a volume name is 1–63 characters of a-z, 0-9 and '-' (and not `tmp`)".into(),
+            ));
+        }
+        let Value::Object(fields) = v else {
+            errors.push(err(
+                Some(&path),
+                format!("expected {{mount_path, claim, aca_storage}}, found {v}"),
+            ));
+            continue;
+        };
+        for k in fields
+            .keys()
+            .filter(|k| !["mount_path", "claim", "aca_storage"].contains(&k.as_str()))
+        {
+            errors.push(err(
+                Some(&format!("{path}.{k}")),
+                "unknown key (expected mount_path, claim, aca_storage)".into(),
+            ));
+        }
+        let text = |k: &str, errors: &mut Vec<ManifestError>| match fields.get(k) {
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(other) => {
+                errors.push(err(
+                    Some(&format!("{path}.{k}")),
+                    format!("expected a string, found {other}"),
+                ));
+                None
+            }
+            None => {
+                errors.push(err(Some(&format!("{path}.{k}")), "missing".into()));
+                None
+            }
+        };
+        let mount_path = text("mount_path", errors);
+        if let Some(m) = &mount_path {
+            if !m.starts_with('/')
+                || m == "/"
+                || m.contains(':')
+                || m == "/tmp"
+                || m.starts_with("/tmp/")
+            {
+                errors.push(err(
+                    Some(&format!("{path}.mount_path")),
+                    format!("{m:?}: an absolute path other than / and /tmp, without ':'"),
+                ));
+            } else if let Some(other) = paths.insert(m.clone(), name.clone()) {
+                errors.push(err(
+                    Some(&format!("{path}.mount_path")),
+                    format!("{m:?} is also the mount path of volume {other:?}"),
+                ));
+            }
+        }
+        let claim = text("claim", errors);
+        let aca_storage = text("aca_storage", errors);
+        for (k, v) in [("claim", &claim), ("aca_storage", &aca_storage)] {
+            if let Some(v) = v
+                && !is_secret_name(v)
+            {
+                errors.push(err(
+                    Some(&format!("{path}.{k}")),
+                    format!("{v:?}: 1–63 characters of a-z, 0-9 and '-'"),
+                ));
+            }
+        }
+        if let (Some(mount_path), Some(claim), Some(aca_storage)) = (mount_path, claim, aca_storage)
+        {
+            out.insert(
+                name.clone(),
+                VolumeSpec {
+                    mount_path,
+                    claim,
+                    aca_storage,
+                },
+            );
+        }
+    }
+    (errors.len() == before).then_some(out)
+}
+
 /// A Kubernetes Secret name, kept to a DNS label so the derived ACA / Key
 /// Vault name (`<secret>-<key>`) stays valid too.
 fn is_secret_name(s: &str) -> bool {
@@ -806,6 +931,32 @@ jobs:
     secrets:
       DATABASE_URL: {secret: climate-jobs, key: database-url}
 "#;
+
+    #[test]
+    fn volumes_parse_and_bad_ones_name_the_volume_and_key() {
+        let with = |v: &str| format!("{GOOD}    volumes:\n{v}");
+        let file = parse(&with(
+            "      data: {mount_path: /data, claim: inputs, aca_storage: inputs}\n",
+        ))
+        .unwrap();
+        assert_eq!(file.jobs[0].volumes["data"].mount_path, "/data");
+        let errs = messages(&with(
+            "      a: {mount_path: data, claim: c, aca_storage: s}\n      \
+             b: {mount_path: /x, claim: C_1, aca_storage: s, size: 1}\n      \
+             c: {mount_path: /x, claim: c, aca_storage: s}\n",
+        ));
+        let has = |needle: &str| errs.iter().any(|e| e.contains(needle));
+        assert!(
+            has("field `volumes.a.mount_path`: \"data\": an absolute path"),
+            "{errs:?}"
+        );
+        assert!(has("field `volumes.b.claim`"), "{errs:?}");
+        assert!(has("field `volumes.b.size`: unknown key"), "{errs:?}");
+        assert!(
+            has("field `volumes.c.mount_path`: \"/x\" is also the mount path of volume \"b\""),
+            "{errs:?}"
+        );
+    }
 
     #[test]
     fn a_valid_file_parses_with_durations() {
