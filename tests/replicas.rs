@@ -114,7 +114,24 @@ fn a_dead_replicas_chunk_is_claimed_again_after_its_lease() {
     let _ = wait(victim, victim_started);
     let orphan = db.scalar("SELECT chunk_key FROM run_chunks WHERE state = 'running'");
 
-    let survivor = support::run(replica(&db, "exec-l", &args));
+    let mut with_beat = args.to_vec();
+    with_beat.extend(["--heartbeat", "1s"]);
+    let (survivor, survivor_started) = spawn(replica(&db, "exec-l", &with_beat));
+    // While it waits for the lease it still beats: its row stays fresh.
+    std::thread::sleep(Duration::from_secs(6));
+    let beat_age = db.scalar(
+        "SELECT extract(epoch FROM now() - heartbeat_at)::int || ',' || extract(epoch FROM heartbeat_at - started_at)::int
+           FROM job_runs WHERE status = 'running' ORDER BY started_at DESC LIMIT 1",
+    );
+    let (age, since_start): (i64, i64) = match beat_age.split_once(',') {
+        Some((a, b)) => (a.parse().unwrap(), b.parse().unwrap()),
+        None => panic!("{beat_age}"),
+    };
+    assert!(
+        age <= 2 && since_start >= 3,
+        "heartbeat age {age} s, {since_start} s after start"
+    );
+    let survivor = wait(survivor, survivor_started);
     assert_eq!(survivor.code, 0, "{}", survivor.all_output());
     assert_eq!(
         db.count("SELECT count(*) FROM run_chunks WHERE state = 'done'"),

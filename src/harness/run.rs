@@ -544,9 +544,13 @@ impl<J: Job> Batch<'_, J> {
                 };
                 let Some(wait) = wait else { break };
                 let nap = wait.clamp(Duration::from_millis(200), Duration::from_secs(2));
+                // Waiting is being alive too: keep the heartbeat going, or a
+                // sibling would take this replica for dead after six beats.
                 tokio::select! {
                     biased;
                     cause = stop.stopped() => { stopped = Some(cause); break; }
+                    _ = heartbeat.tick() => { self.beat().await; continue; }
+                    _ = progress_tick.tick() => { progress.log(self.metrics); continue; }
                     _ = tokio::time::sleep(nap) => { exhausted = false; continue; }
                 }
             }
@@ -560,14 +564,7 @@ impl<J: Job> Batch<'_, J> {
                         exhausted = false;
                     }
                 }
-                _ = heartbeat.tick() => {
-                    let beat = self.session.ledger.heartbeat(self.metrics);
-                    match tokio::time::timeout(common.run.heartbeat, beat).await {
-                        Ok(Ok(())) => {}
-                        Ok(Err(e)) => tracing::warn!(error = %format!("{e:#}"), "heartbeat failed"),
-                        Err(_) => tracing::warn!("heartbeat: the database did not answer in time"),
-                    }
-                }
+                _ = heartbeat.tick() => self.beat().await,
                 _ = progress_tick.tick() => progress.log(self.metrics),
             }
         }
@@ -609,6 +606,17 @@ impl<J: Job> Batch<'_, J> {
         progress.finish();
         progress.log(self.metrics);
         stopped
+    }
+
+    /// Touches the ledger row, bounded by the heartbeat interval.
+    async fn beat(&self) {
+        let every = self.controller.job.common().run.heartbeat;
+        let beat = self.session.ledger.heartbeat(self.metrics);
+        match tokio::time::timeout(every, beat).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %format!("{e:#}"), "heartbeat failed"),
+            Err(_) => tracing::warn!("heartbeat: the database did not answer in time"),
+        }
     }
 
     /// The future of one task, to run on the task runtime.
