@@ -110,8 +110,9 @@ pub trait Job: Send + Sync + 'static {
         }
     }
 
-    /// Called once after the tasks, when the run was not stopped; e.g. to
-    /// record that the inputs are now fully processed.
+    /// Called when every chunk of the plan is done (by this process or a
+    /// replica; a failed chunk is not done), e.g. to record that the inputs
+    /// are fully processed. Replicas may both call it: keep it idempotent.
     fn after_tasks(
         &self,
         _ctx: &PlanContext,

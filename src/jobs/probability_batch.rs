@@ -342,10 +342,8 @@ impl Job for ProbabilityBatch {
         Ok(TaskOutput { rows_written: n })
     }
 
+    /// Called only once every chunk of the plan is done.
     async fn after_tasks(&self, ctx: &PlanContext, metrics: &RunMetrics) -> Result<()> {
-        if metrics.tasks_failed + metrics.tasks_timed_out > 0 {
-            return Ok(());
-        }
         let Some((fingerprint, scope, points)) = self
             .planned
             .lock()
