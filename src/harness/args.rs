@@ -1,4 +1,4 @@
-//! The flags every job binary shares (DESIGN.md §3), each with an
+//! The flags every job binary shares, each with an
 //! environment fallback so a scheduler can configure a job without
 //! rewriting its command line.
 

@@ -1,5 +1,5 @@
 //! The scheduler's own limits, derived from a job's deadlines so that they
-//! stay layered (DESIGN.md §3): the process ends itself first, the
+//! stay layered: the process ends itself first, the
 //! scheduler's limit only catches what the process could not.
 //!
 //! For one attempt (one pod / one ACA replica):

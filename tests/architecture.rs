@@ -1,0 +1,155 @@
+//! The layering rules of docs/ARCHITECTURE.md, checked on the source text:
+//! the harness knows no job and no domain module; the pure domain modules
+//! know neither the harness nor the store. A `use` that breaks a rule fails
+//! here with the file and line, before it becomes a habit.
+
+use std::path::{Path, PathBuf};
+
+/// Top-level modules of the crate that `module` may not name.
+fn forbidden_for(module: &str) -> &'static [&'static str] {
+    match module {
+        "harness" => &[
+            "jobs",
+            "climate",
+            "hazard",
+            "probability",
+            "cache",
+            "store",
+            "demo",
+            "canary",
+            "scope",
+            "ops",
+            "manifest",
+        ],
+        "climate" | "hazard" | "probability" | "cache" => {
+            &["harness", "store", "jobs", "ops", "manifest"]
+        }
+        _ => &[],
+    }
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// The crate-level modules a source text names through `crate::…`, with the
+/// line they are named on. Handles `crate::a::b`, `crate::{a, b::c}` and
+/// paths used inline (`crate::store::x(..)`).
+fn crate_modules(text: &str) -> Vec<(usize, String)> {
+    let mut found = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let code = line.split("//").next().unwrap_or("");
+        let mut rest = code;
+        while let Some(at) = rest.find("crate::") {
+            rest = &rest[at + "crate::".len()..];
+            if let Some(group) = rest.strip_prefix('{') {
+                let inner = group.split('}').next().unwrap_or("");
+                for item in inner.split(',') {
+                    let name: String = item
+                        .trim()
+                        .chars()
+                        .take_while(|c| c.is_alphanumeric() || *c == '_')
+                        .collect();
+                    if !name.is_empty() {
+                        found.push((n + 1, name));
+                    }
+                }
+            } else {
+                let name: String = rest
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
+                found.push((n + 1, name));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn layers_import_only_what_the_architecture_allows() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut violations = Vec::new();
+    let mut checked = 0;
+    for module in ["harness", "climate", "hazard", "probability", "cache"] {
+        let mut files = Vec::new();
+        rust_files(&src.join(module), &mut files);
+        let single = src.join(format!("{module}.rs"));
+        if single.exists() {
+            files.push(single);
+        }
+        assert!(!files.is_empty(), "no source files for module {module}");
+        for file in files {
+            let text = std::fs::read_to_string(&file).unwrap();
+            checked += 1;
+            for (line, name) in crate_modules(&text) {
+                if forbidden_for(module).contains(&name.as_str()) {
+                    violations.push(format!(
+                        "{}:{line}: `{module}` must not use `crate::{name}`",
+                        file.strip_prefix(&src).unwrap_or(&file).display()
+                    ));
+                }
+            }
+        }
+    }
+    assert!(checked > 20, "only {checked} files checked");
+    assert!(
+        violations.is_empty(),
+        "layering rules broken (docs/ARCHITECTURE.md, Layers):\n{}",
+        violations.join("\n")
+    );
+}
+
+#[test]
+fn the_import_scanner_sees_every_form_of_path() {
+    let text = "use crate::store::bulk;\nuse crate::{jobs, hazard::Unit};\n\
+                let x = crate::harness::run(j); // crate::ops in a comment\n";
+    let names: Vec<String> = crate_modules(text).into_iter().map(|(_, n)| n).collect();
+    assert_eq!(names, ["store", "jobs", "hazard", "harness"]);
+}
+
+/// Nothing in the repository points at a document outside it.
+#[test]
+fn no_file_refers_to_a_document_outside_the_repository() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new("git")
+        .args(["ls-files", "-z"])
+        .current_dir(root)
+        .output()
+        .expect("git ls-files");
+    assert!(out.status.success(), "git ls-files failed");
+    let needles = ["../shared", "DESIGN.md"];
+    let mut hits = Vec::new();
+    let mut checked = 0;
+    for name in out.stdout.split(|b| *b == 0).filter(|n| !n.is_empty()) {
+        let name = String::from_utf8_lossy(name).into_owned();
+        if name == "tests/architecture.rs" {
+            continue; // names the needles
+        }
+        let Ok(text) = std::fs::read_to_string(root.join(&name)) else {
+            continue; // binary files
+        };
+        checked += 1;
+        for (n, line) in text.lines().enumerate() {
+            if needles.iter().any(|x| line.contains(x)) {
+                hits.push(format!("{name}:{}: {}", n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(checked > 50, "only {checked} files read");
+    assert!(
+        hits.is_empty(),
+        "references outside the repository:\n{}",
+        hits.join("\n")
+    );
+}
