@@ -7,4 +7,6 @@ cd "$(dirname "$0")/.."
 scripts/ensure-deps.sh
 cargo fmt --check
 cargo clippy --locked --all-targets -- -D warnings
+# The library's documentation builds without a warning (broken links, bad HTML).
+RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps --lib --document-private-items --quiet
 cargo test --locked --no-fail-fast

@@ -153,3 +153,25 @@ fn no_file_refers_to_a_document_outside_the_repository() {
         hits.join("\n")
     );
 }
+
+/// The declared `rust-version` is the toolchain the image builds with, so
+/// the declaration is checked by every CI build rather than being a guess.
+#[test]
+fn rust_version_matches_the_image_toolchain() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let cargo = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    let declared = cargo
+        .lines()
+        .find_map(|l| l.strip_prefix("rust-version = "))
+        .map(|v| v.trim_matches('"').to_string())
+        .expect("Cargo.toml declares rust-version");
+    let dockerfile = std::fs::read_to_string(root.join("Dockerfile")).unwrap();
+    let image = dockerfile
+        .lines()
+        .find_map(|l| l.strip_prefix("FROM rust:"))
+        .and_then(|l| l.split('-').next())
+        .expect("Dockerfile builds FROM rust:<version>-…")
+        .to_string();
+    assert_eq!(declared, image, "Cargo.toml rust-version vs Dockerfile's rust image");
+    assert_eq!(env!("CARGO_PKG_RUST_VERSION"), declared);
+}

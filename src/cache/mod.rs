@@ -11,7 +11,7 @@ pub use regions::{Region, RegionError, parse_regions_csv};
 pub const EARTH_RADIUS_KM: f64 = 6371.0088;
 
 /// Great-circle distance by the haversine formula, km. The SQL in
-/// [`query::BUILD`] computes the same expression.
+/// [`query::build_sql`] computes the same expression.
 pub fn haversine_km(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
     let (p1, p2) = (lat1.to_radians(), lat2.to_radians());
     let dlat = (lat2 - lat1).to_radians();

@@ -1,6 +1,6 @@
 //! The run contract every job binary keeps, built once.
 //!
-//! A binary parses its flags into a [`Job`] and calls [`run`]; the harness
+//! A binary parses its flags into a [`Job`] and calls [`run()`]; the harness
 //! does the rest: deadline and watchdog, signals, singleton lock, run
 //! ledger, chunks, dead letters, circuit breaker, exit codes, summary line.
 

@@ -7,7 +7,7 @@
 //!   evaluates cron in UTC only, as jobs.yaml does), `parallelism` and
 //!   `replicaCompletionCount` = replicas.
 //! * `replicaTimeout` = timeout + grace + 60 s (one attempt, see
-//!   [`limits`]); `replicaRetryLimit` = retries. ACA has no
+//!   [`super::limits`]); `replicaRetryLimit` = retries. ACA has no
 //!   concurrency policy: overlapping executions are normal, and the
 //!   singleton advisory lock makes the second one exit 0 as `skipped`. ACA
 //!   retries on every non-zero exit code; it cannot be told that 2, 3 and 65

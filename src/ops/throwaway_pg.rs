@@ -41,7 +41,7 @@ pub fn server_bin_dir() -> Result<PathBuf> {
     match versions.pop() {
         Some((_, bin)) => Ok(bin),
         None => bail!(
-            "no /usr/lib/postgresql/*/bin/initdb: install Debian's `postgresql` package (or set PG_BIN)"
+            "no /usr/lib/postgresql/*/bin/initdb: run scripts/ensure-deps.sh (it installs Debian's `postgresql` package), or set PG_BIN"
         ),
     }
 }

@@ -20,7 +20,6 @@
 //! formula (`log1p` / `expm1` forms), so they agree with it to rounding and tend continuously to
 //! the Gumbel case as `c → 0`.
 
-use std::fmt;
 
 /// GEV parameters in `scipy.stats.genextreme` convention.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -33,41 +32,21 @@ pub struct GevParams {
 }
 
 /// Why an L-moment GEV fit was not possible; the caller falls back to the empirical distribution.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
 pub enum GevFitError {
     /// lmoments3 needs more than 3 values for a 3-parameter distribution.
+    #[error("GEV fit needs at least 4 values, got {n}")]
     TooFewValues { n: usize },
     /// `l2 <= 0` (all values equal) or `|t3| >= 1`: lmoments3's "L-Moments Invalid".
+    #[error("invalid sample L-moments (l2 = {l2}, t3 = {t3})")]
     InvalidLMoments { l2: f64, t3: f64 },
     /// The Newton–Raphson refinement for `t3 < -0.8` did not converge (lmoments3 raises).
+    #[error("GEV shape iteration did not converge (t3 = {t3})")]
     NotConverged { t3: f64 },
     /// The arithmetic produced a non-finite parameter or a scale <= 0.
+    #[error("GEV fit gave unusable parameters (c = {c}, loc = {loc}, scale = {scale})")]
     InvalidParams { c: f64, loc: f64, scale: f64 },
 }
-
-impl fmt::Display for GevFitError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            GevFitError::TooFewValues { n } => {
-                write!(f, "GEV fit needs at least 4 values, got {n}")
-            }
-            GevFitError::InvalidLMoments { l2, t3 } => {
-                write!(f, "invalid sample L-moments (l2 = {l2}, t3 = {t3})")
-            }
-            GevFitError::NotConverged { t3 } => {
-                write!(f, "GEV shape iteration did not converge (t3 = {t3})")
-            }
-            GevFitError::InvalidParams { c, loc, scale } => {
-                write!(
-                    f,
-                    "GEV fit gave unusable parameters (c = {c}, loc = {loc}, scale = {scale})"
-                )
-            }
-        }
-    }
-}
-
-impl std::error::Error for GevFitError {}
 
 /// Sample L-moment ratios `[l1, l2, t3]` of an ascending-sorted sample, computed exactly as
 /// `lmoments3.lmom_ratios(data, nmom=3)` does (same coefficients, same summation order), so
