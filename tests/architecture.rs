@@ -172,6 +172,80 @@ fn rust_version_matches_the_image_toolchain() {
         .and_then(|l| l.split('-').next())
         .expect("Dockerfile builds FROM rust:<version>-…")
         .to_string();
-    assert_eq!(declared, image, "Cargo.toml rust-version vs Dockerfile's rust image");
+    assert_eq!(
+        declared, image,
+        "Cargo.toml rust-version vs Dockerfile's rust image"
+    );
     assert_eq!(env!("CARGO_PKG_RUST_VERSION"), declared);
+}
+
+/// CONTRIBUTING.md's checklist for adding a job, checked: every job binary
+/// is in the registry, the image's binary list, the Dockerfile's build and
+/// copy lines, jobs.yaml and the smoke run.
+#[test]
+fn every_job_is_in_every_place_a_job_lives() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut binaries: Vec<String> = std::fs::read_dir(root.join("src/bin"))
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.strip_suffix(".rs").map(str::to_string)
+        })
+        .collect();
+    binaries.sort();
+    assert!(binaries.len() >= 5, "binaries: {binaries:?}");
+    let dockerfile = std::fs::read_to_string(root.join("Dockerfile")).unwrap();
+    let jobs_yaml = std::fs::read_to_string(root.join("jobs.yaml")).unwrap();
+    let smoke = std::fs::read_to_string(root.join("src/ops/smoke.rs")).unwrap();
+    let mut missing = Vec::new();
+    for bin in &binaries {
+        let mut need = |ok: bool, place: &str| {
+            if !ok {
+                missing.push(format!("{bin}: missing from {place}"));
+            }
+        };
+        need(
+            climate_jobs::manifest::IMAGE_BINARIES.contains(&bin.as_str()),
+            "manifest::IMAGE_BINARIES",
+        );
+        need(
+            dockerfile.contains(&format!("/src/target/release/{bin} ")),
+            "the Dockerfile's COPY --from=build list",
+        );
+        need(
+            dockerfile.lines().any(|l| {
+                l.contains("for bin in")
+                    && l.split_whitespace().any(|w| w.trim_end_matches(';') == bin)
+            }),
+            "the Dockerfile's dependency-layer stand-ins (`for bin in …`)",
+        );
+        need(
+            jobs_yaml.contains(&format!("binary: {bin}\n")),
+            "jobs.yaml (`binary:`)",
+        );
+        need(
+            smoke.contains(&format!("binary: \"{bin}\"")),
+            "the smoke run (src/ops/smoke.rs)",
+        );
+        if bin != "jobctl" {
+            need(
+                climate_jobs::jobs::JOB_NAMES.contains(&bin.as_str()),
+                "the job registry (jobs::JOB_NAMES)",
+            );
+        }
+    }
+    let mut registered: Vec<&str> = climate_jobs::jobs::JOB_NAMES.to_vec();
+    registered.sort();
+    let jobs: Vec<&str> = binaries
+        .iter()
+        .map(String::as_str)
+        .filter(|b| *b != "jobctl")
+        .collect();
+    assert_eq!(registered, jobs, "jobs::JOB_NAMES vs src/bin/");
+    assert!(
+        missing.is_empty(),
+        "CONTRIBUTING.md, Adding a job:\n{}",
+        missing.join("\n")
+    );
 }

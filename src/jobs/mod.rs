@@ -11,6 +11,16 @@ use crate::climate::VariableNames;
 use crate::harness::{CommonArgs, TaskExecutor};
 use crate::scope::PointSelection;
 
+/// Every job with a binary of its own (`src/bin/<name>.rs`), by its name in
+/// jobs.yaml, job_runs and dead_letters. `canary` runs through `jobctl`.
+/// CONTRIBUTING.md lists the other places a job lives; a test checks them.
+pub const JOB_NAMES: &[&str] = &[
+    cache_refresh::JOB_NAME,
+    dlq_reprocess::JOB_NAME,
+    hazard_timeseries::JOB_NAME,
+    probability_batch::JOB_NAME,
+];
+
 /// Jobs whose dead letters `dlq-reprocess` can re-run.
 pub fn reprocessable_jobs() -> &'static [&'static str] {
     &[

@@ -20,7 +20,6 @@
 //! formula (`log1p` / `expm1` forms), so they agree with it to rounding and tend continuously to
 //! the Gumbel case as `c → 0`.
 
-
 /// GEV parameters in `scipy.stats.genextreme` convention.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GevParams {
