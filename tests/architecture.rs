@@ -249,3 +249,38 @@ fn every_job_is_in_every_place_a_job_lives() {
         missing.join("\n")
     );
 }
+
+/// One home per table: the SQL of `dead_letters` lives in
+/// `harness/dead_letter.rs` only, so its states and transitions are in one
+/// place.
+#[test]
+fn dead_letters_sql_lives_in_one_module() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let home = src.join("harness/dead_letter.rs");
+    let mut strays = Vec::new();
+    for file in files.iter().filter(|f| **f != home) {
+        let text = std::fs::read_to_string(file).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let l = line.to_ascii_uppercase();
+            if [
+                "FROM DEAD_LETTERS",
+                "UPDATE DEAD_LETTERS",
+                "INTO DEAD_LETTERS",
+            ]
+            .iter()
+            .any(|s| l.contains(s))
+            {
+                strays.push(format!("{}:{}", file.display(), n + 1));
+            }
+        }
+    }
+    let home_text = std::fs::read_to_string(&home).unwrap();
+    assert!(home_text.contains("UPDATE dead_letters"), "the home moved?");
+    assert!(
+        strays.is_empty(),
+        "dead_letters SQL outside harness/dead_letter.rs:\n{}",
+        strays.join("\n")
+    );
+}

@@ -19,6 +19,7 @@ use climate_jobs::canary::Canary;
 use climate_jobs::demo::{DemoCalendar, DemoOptions};
 use climate_jobs::harness::args::{DatabaseArgs, LogArgs, parse_duration};
 use climate_jobs::harness::command::run_command;
+use climate_jobs::harness::dead_letter;
 use climate_jobs::harness::{self, CommonArgs, ExitCode};
 use climate_jobs::ops;
 use climate_jobs::scope::YearRange;
@@ -280,7 +281,14 @@ fn main() {
             database,
             log,
         }) => run_command(log.log_format, || async move {
-            ops::dlq::list(&database, job.as_deref(), &status, limit, json).await
+            ops::dlq::list(
+                &database,
+                job.as_deref(),
+                dead_letter::LetterStatus::parse(&status),
+                limit,
+                json,
+            )
+            .await
         }),
         Command::Dlq(DlqCommand::Show { id, database, log }) => {
             run_command(log.log_format, || async move {

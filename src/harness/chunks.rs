@@ -151,15 +151,7 @@ impl ChunkBook<'_> {
     /// Records the chunk done and resolves its open dead letter, if any.
     pub async fn mark_done(&self, key: &str, rows: u64) -> Result<()> {
         self.set_state(key, "done", rows, None).await?;
-        self.client
-            .execute(
-                "UPDATE dead_letters SET status = 'resolved', resolved_by = $3, updated_at = now()
-                  WHERE job = $1 AND task_key = $2 AND status = 'pending'",
-                &[&self.job, &key, &self.run_id],
-            )
-            .await
-            .with_context(|| format!("resolving the dead letter of chunk {key}"))?;
-        Ok(())
+        super::dead_letter::resolve_chunk(self.client, self.job, key, self.run_id).await
     }
 
     pub async fn mark_failed(&self, key: &str, error: &str) -> Result<()> {
@@ -193,4 +185,18 @@ impl ChunkBook<'_> {
             .with_context(|| format!("recording chunk {key} as {state}"))?;
         Ok(())
     }
+}
+
+/// Marks the chunk `key` of `job` done by `run_id`, whatever plan it is in:
+/// `dlq-reprocess` redid it from its dead letter.
+pub async fn mark_done_by_key(client: &Client, job: &str, key: &str, run_id: Uuid) -> Result<()> {
+    client
+        .execute(
+            "UPDATE run_chunks SET state = 'done', run_id = $3, finished_at = now(), error = NULL
+              WHERE job = $1 AND chunk_key = $2 AND state <> 'done'",
+            &[&job, &key, &run_id],
+        )
+        .await
+        .with_context(|| format!("marking chunk {key} of {job} done"))?;
+    Ok(())
 }

@@ -13,10 +13,12 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::harness::dead_letter::{DeadLetter, backoff, jitter_unit};
+use crate::harness::chunks;
+use crate::harness::dead_letter::{
+    self, ClaimedLetter, DeadLetter, DueFilter, FailedAttempt, backoff, jitter_unit,
+};
 use crate::harness::{CommonArgs, Job, Plan, PlanContext, TaskContext, TaskOutput, TaskSpec};
 
 pub const JOB_NAME: &str = "dlq-reprocess";
@@ -32,16 +34,6 @@ pub struct DlqReprocess {
     pub backoff: Duration,
     pub max_backoff: Duration,
     pub common: CommonArgs,
-}
-
-/// A claimed letter, as this job's task payload.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ClaimedLetter {
-    pub id: i64,
-    pub job: String,
-    pub task_key: String,
-    pub payload: serde_json::Value,
-    pub attempts: i32,
 }
 
 impl DlqReprocess {
@@ -75,48 +67,16 @@ impl Job for DlqReprocess {
             .get()
             .await
             .context("getting a database connection")?;
-        let known: Vec<&str> = super::reprocessable_jobs().to_vec();
-        let rows = if ctx.dry_run {
-            client
-                .query(
-                    "SELECT id, job, task_key, payload, attempts FROM dead_letters
-                      WHERE (status = 'pending' OR status = 'running') AND next_attempt_at <= now()
-                        AND ($1::text IS NULL OR job = $1) AND job = ANY($3)
-                      ORDER BY next_attempt_at, id LIMIT $2",
-                    &[&self.job, &self.limit, &known],
-                )
-                .await
+        let filter = DueFilter {
+            job: self.job.as_deref(),
+            jobs: super::reprocessable_jobs(),
+            limit: self.limit,
+        };
+        let letters = if ctx.dry_run {
+            dead_letter::peek_due(&client, filter).await?
         } else {
-            let lease_ms = self.lease().as_millis() as i64;
-            client
-                .query(
-                    "UPDATE dead_letters d
-                        SET status = 'running', last_run_id = $4, updated_at = now(),
-                            next_attempt_at = now() + make_interval(secs => $5::bigint / 1000.0)
-                      WHERE d.id IN (
-                            SELECT id FROM dead_letters
-                             WHERE (status = 'pending' OR status = 'running') AND next_attempt_at <= now()
-                               AND ($1::text IS NULL OR job = $1) AND job = ANY($3)
-                             ORDER BY next_attempt_at, id
-                             LIMIT $2
-                               FOR UPDATE SKIP LOCKED)
-                  RETURNING d.id, d.job, d.task_key, d.payload, d.attempts",
-                    &[&self.job, &self.limit, &known, &ctx.run_id, &lease_ms],
-                )
-                .await
-        }
-        .context("claiming due dead letters")?;
-        let mut letters: Vec<ClaimedLetter> = rows
-            .iter()
-            .map(|r| ClaimedLetter {
-                id: r.get(0),
-                job: r.get(1),
-                task_key: r.get(2),
-                payload: r.get(3),
-                attempts: r.get(4),
-            })
-            .collect();
-        letters.sort_by_key(|l| l.id);
+            dead_letter::claim_due(&client, filter, ctx.run_id, self.lease()).await?
+        };
         let mut plan = Plan::default();
         for l in &letters {
             plan.description.push(format!(
@@ -162,20 +122,8 @@ impl Job for DlqReprocess {
             .get()
             .await
             .context("getting a database connection")?;
-        client
-            .execute(
-                "UPDATE dead_letters SET status = 'resolved', resolved_by = $2, last_run_id = $2, updated_at = now()
-                  WHERE id = $1",
-                &[&letter.id, &ctx.run_id],
-            )
-            .await
-            .context("resolving the letter")?;
-        client
-            .execute(
-                "UPDATE run_chunks SET state = 'done', run_id = $3, finished_at = now(), error = NULL
-                  WHERE job = $1 AND chunk_key = $2 AND state <> 'done'",
-                &[&letter.job, &letter.task_key, &ctx.run_id],
-            )
+        dead_letter::resolve(&client, letter.id, ctx.run_id).await?;
+        chunks::mark_done_by_key(&client, &letter.job, &letter.task_key, ctx.run_id)
             .await
             .context("marking the letter's chunk done")?;
         Ok(out)
@@ -189,17 +137,18 @@ impl Job for DlqReprocess {
     ) -> Result<()> {
         let letter: ClaimedLetter = serde_json::from_value(failure.payload.clone())
             .context("decoding the claimed letter")?;
-        let attempts = u32::try_from(letter.attempts).unwrap_or(0) + 1;
+        let attempts = u32::try_from(letter.attempts)
+            .unwrap_or(0)
+            .saturating_add(1);
+        let attempt = FailedAttempt {
+            id: letter.id,
+            attempts: i32::try_from(attempts).unwrap_or(i32::MAX),
+            kind: failure.kind,
+            error: failure.error,
+            run_id: failure.run_id,
+        };
         if attempts >= self.max_attempts {
-            client
-                .execute(
-                    "UPDATE dead_letters SET status = 'dead', attempts = $2, error = $3, error_kind = $4,
-                            last_run_id = $5, updated_at = now()
-                      WHERE id = $1",
-                    &[&letter.id, &(attempts as i32), &failure.error, &failure.kind.as_str(), &failure.run_id],
-                )
-                .await
-                .context("marking the letter dead")?;
+            dead_letter::bury(client, &attempt).await?;
             tracing::warn!(
                 letter = letter.id,
                 attempts,
@@ -214,23 +163,7 @@ impl Job for DlqReprocess {
                 self.max_backoff,
                 jitter_unit(letter.id, attempts),
             );
-            client
-                .execute(
-                    "UPDATE dead_letters SET status = 'pending', attempts = $2, error = $3, error_kind = $4,
-                            last_run_id = $5, updated_at = now(),
-                            next_attempt_at = now() + make_interval(secs => $6::bigint / 1000.0)
-                      WHERE id = $1",
-                    &[
-                        &letter.id,
-                        &(attempts as i32),
-                        &failure.error,
-                        &failure.kind.as_str(),
-                        &failure.run_id,
-                        &(wait.as_millis() as i64),
-                    ],
-                )
-                .await
-                .context("scheduling the letter's next attempt")?;
+            dead_letter::reschedule(client, &attempt, wait).await?;
             tracing::info!(
                 letter = letter.id,
                 attempts,
