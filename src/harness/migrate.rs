@@ -8,20 +8,18 @@
 use anyhow::{Context, Result, bail};
 use tokio_postgres::Client;
 
-/// (version, name, SQL) in order. Append only: never edit an applied one.
-pub const MIGRATIONS: &[(i32, &str, &str)] = &[
-    (
-        1,
-        "harness",
-        include_str!("../../migrations/0001_harness.sql"),
-    ),
-    (
-        2,
-        "hazard",
-        include_str!("../../migrations/0002_hazard.sql"),
-    ),
-    (3, "cache", include_str!("../../migrations/0003_cache.sql")),
-];
+/// One schema migration: (version, name, SQL). Versions ascend; gaps are
+/// allowed. Append only: never edit an applied one.
+pub type Migration = (i32, &'static str, &'static str);
+
+/// The harness's own tables (ledger, chunks, executions, dead letters). The
+/// domain tables' migrations live with them (`store::schema`); the harness
+/// only knows how to apply a list.
+pub const HARNESS: Migration = (
+    1,
+    "harness",
+    include_str!("../../migrations/0001_harness.sql"),
+);
 
 /// Advisory lock key for migrations (any constant unlikely to collide).
 const MIGRATION_LOCK: i64 = 0x636c_696d_6d69_6772; // "climmigr"
@@ -32,12 +30,14 @@ pub struct MigrationReport {
     pub already: usize,
 }
 
-pub async fn migrate(client: &mut Client) -> Result<MigrationReport> {
+/// Applies the `migrations` not yet recorded in `schema_migrations`, each in
+/// its own transaction, under a session advisory lock.
+pub async fn migrate(client: &mut Client, migrations: &[Migration]) -> Result<MigrationReport> {
     client
         .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
         .await
         .context("taking the migration lock")?;
-    let result = apply_pending(client).await;
+    let result = apply_pending(client, migrations).await;
     // The lock is session-level: release it even when a migration failed.
     let unlock = client
         .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
@@ -47,7 +47,7 @@ pub async fn migrate(client: &mut Client) -> Result<MigrationReport> {
     Ok(report)
 }
 
-async fn apply_pending(client: &mut Client) -> Result<MigrationReport> {
+async fn apply_pending(client: &mut Client, migrations: &[Migration]) -> Result<MigrationReport> {
     client
         .batch_execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -68,7 +68,7 @@ async fn apply_pending(client: &mut Client) -> Result<MigrationReport> {
         .map(|r| r.get(0))
         .collect();
     if let Some(&newest) = applied.last() {
-        let known = MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
+        let known = migrations.last().map(|m| m.0).unwrap_or(0);
         if newest > known {
             bail!(
                 "the database is at schema version {newest}, newer than this binary knows ({known}): deploy the newer image"
@@ -76,7 +76,7 @@ async fn apply_pending(client: &mut Client) -> Result<MigrationReport> {
         }
     }
     let mut report = MigrationReport::default();
-    for &(version, name, sql) in MIGRATIONS {
+    for &(version, name, sql) in migrations {
         if applied.contains(&version) {
             report.already += 1;
             continue;

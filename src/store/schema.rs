@@ -1,0 +1,34 @@
+//! The database schema every binary carries: the harness's tables first,
+//! then the domain tables, in version order. `jobctl migrate` applies it.
+//! Add a migration by appending a file under `migrations/` and a line here.
+
+use crate::harness::migrate::{self, Migration};
+
+pub const MIGRATIONS: &[Migration] = &[
+    migrate::HARNESS,
+    (
+        2,
+        "hazard",
+        include_str!("../../migrations/0002_hazard.sql"),
+    ),
+    (3, "cache", include_str!("../../migrations/0003_cache.sql")),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_ascend_and_every_file_is_listed() {
+        assert!(MIGRATIONS.windows(2).all(|w| w[0].0 < w[1].0));
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+        let files = std::fs::read_dir(&dir)
+            .map(|d| d.flatten().count())
+            .unwrap_or(0);
+        assert_eq!(
+            files,
+            MIGRATIONS.len(),
+            "migrations/ vs store::schema::MIGRATIONS"
+        );
+    }
+}
