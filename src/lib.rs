@@ -7,7 +7,6 @@
 //! the jobs read and write in Postgres; `jobs` ties a domain to the harness.
 
 pub mod cache;
-pub mod canary;
 pub mod climate;
 pub mod demo;
 pub mod harness;

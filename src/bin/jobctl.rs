@@ -15,12 +15,12 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use climate_jobs::canary::Canary;
 use climate_jobs::demo::{DemoCalendar, DemoOptions};
 use climate_jobs::harness::args::{DatabaseArgs, LogArgs, parse_duration};
 use climate_jobs::harness::command::run_command;
 use climate_jobs::harness::dead_letter;
 use climate_jobs::harness::{self, CommonArgs, ExitCode};
+use climate_jobs::jobs::canary::Canary;
 use climate_jobs::ops;
 use climate_jobs::scope::YearRange;
 

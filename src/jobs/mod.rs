@@ -2,14 +2,15 @@
 //! harness. The binaries in `src/bin/` only parse flags into these.
 
 pub mod cache_refresh;
+pub mod canary;
 pub mod dlq_reprocess;
 pub mod hazard_timeseries;
 pub mod probability_batch;
 
-use crate::canary::Canary;
 use crate::climate::VariableNames;
 use crate::harness::{CommonArgs, TaskExecutor};
 use crate::scope::PointSelection;
+use canary::Canary;
 
 /// Every job with a binary of its own (`src/bin/<name>.rs`), by its name in
 /// jobs.yaml, job_runs and dead_letters. `canary` runs through `jobctl`.
