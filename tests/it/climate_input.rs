@@ -1,6 +1,6 @@
 //! ClimateFile: validation errors, layouts, missing values, and annual_indices on small files.
 
-mod common;
+use crate::common;
 
 use climate_jobs::climate::{
     AnnualValue, Calendar, CfDate, ClimateFile, InputErrorKind, Layout, VariableNames,

@@ -1,7 +1,7 @@
 //! `jobctl smoke`: every job end to end on a throw-away database it starts
 //! itself; a failing step makes it exit non-zero.
 
-mod support;
+use crate::support;
 
 use support::run;
 

@@ -1,7 +1,7 @@
 //! `jobctl check` on jobs.yaml files: the repository's own passes; each kind
 //! of mistake exits 2 naming the job and the field.
 
-mod support;
+use crate::support;
 
 use support::run;
 

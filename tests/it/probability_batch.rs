@@ -1,7 +1,7 @@
 //! probability-batch end to end: hazard rows from the real hazard batch on
 //! demo data, the real binary, a real PostgreSQL.
 
-mod support;
+use crate::support;
 
 use std::path::PathBuf;
 use std::process::Command;

@@ -4,7 +4,7 @@
 //! schema in deploy/schema/, and checked for the layering the run contract
 //! promises. The tools come from .tools/venv (scripts/ensure-deps.sh).
 
-mod deploy_support;
+use crate::deploy_support;
 
 use std::path::Path;
 use std::process::Command;

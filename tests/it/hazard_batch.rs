@@ -1,8 +1,8 @@
 //! hazard-timeseries-batch end to end: the real binary, real NetCDF files
 //! (`jobctl demo-data` output and hand-made bad files), a real PostgreSQL.
 
-mod common;
-mod support;
+use crate::common;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -3,7 +3,7 @@
 //! skipped while they live, and a dead replica's chunk is claimed again
 //! once its lease has passed.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

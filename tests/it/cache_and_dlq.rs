@@ -1,7 +1,7 @@
 //! cache-refresh and dlq-reprocess end to end, on demo data, with the real
 //! binaries and a real PostgreSQL.
 
-mod support;
+use crate::support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

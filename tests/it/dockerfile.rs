@@ -5,7 +5,7 @@
 //! package with `dpkg -S`, then the installed dependency closure of the
 //! packages the runtime stage names, with `dpkg-query`).
 
-mod deploy_support;
+use crate::deploy_support;
 
 use std::collections::{BTreeSet, VecDeque};
 use std::process::Command;

@@ -2,7 +2,7 @@
 //! binary against a real, throw-away PostgreSQL: exit codes, ledger rows,
 //! dead letters, deadlines, signals, the singleton lock.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -1,0 +1,23 @@
+//! The integration tests: one binary, so the crate and its dependencies are
+//! linked once and every test shares one throw-away PostgreSQL cluster
+//! (`support`), with a database of its own cloned from a migrated template.
+//! Each module covers one concern; `support`, `common` and `deploy_support`
+//! are the shared helpers.
+
+mod common;
+mod deploy_support;
+mod support;
+
+mod architecture;
+mod cache_and_dlq;
+mod check;
+mod climate_input;
+mod dockerfile;
+mod harness;
+mod hazard_batch;
+mod hazard_fixtures;
+mod probability_batch;
+mod probability_fixtures;
+mod render;
+mod replicas;
+mod smoke;
