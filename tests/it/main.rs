@@ -11,6 +11,7 @@ mod support;
 mod architecture;
 mod cache_and_dlq;
 mod check;
+mod cli;
 mod climate_input;
 mod dockerfile;
 mod harness;

@@ -1,6 +1,6 @@
-//! `jobctl render k8s|aca` on the repository's jobs.yaml: pinned by
-//! snapshots (UPDATE_SNAPSHOTS=1 rewrites them; a normal run compares byte
-//! for byte), validated by `kubernetes-validate --strict` and by the JSON
+//! `jobctl render k8s|aca` on the repository's jobs.yaml: pinned by insta
+//! snapshots (tests/it/snapshots; `cargo insta review` or INSTA_UPDATE=always
+//! after an intended change), validated by `kubernetes-validate --strict` and by the JSON
 //! schema in deploy/schema/, and checked for the layering the run contract
 //! promises. The tools come from .tools/venv (scripts/ensure-deps.sh).
 
@@ -72,48 +72,14 @@ fn docs(yaml: &str) -> Vec<Value> {
     serde_saphyr::from_multiple(yaml).unwrap_or_else(|e| panic!("rendered YAML: {e}\n{yaml}"))
 }
 
-/// Compares with tests/snapshots/NAME, or rewrites it with UPDATE_SNAPSHOTS=1.
-fn snapshot(name: &str, actual: &str) {
-    let path = repo().join("tests/snapshots").join(name);
-    if std::env::var_os("UPDATE_SNAPSHOTS").is_some_and(|v| v == "1") {
-        std::fs::write(&path, actual).unwrap();
-        eprintln!("rewrote {}", path.display());
-        return;
-    }
-    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e} (create it with UPDATE_SNAPSHOTS=1)",
-            path.display()
-        )
-    });
-    if expected != actual {
-        let line = expected
-            .lines()
-            .zip(actual.lines())
-            .position(|(a, b)| a != b)
-            .unwrap_or_else(|| expected.lines().count().min(actual.lines().count()));
-        let got = scratch(&format!("snapshot-{name}")).join(name);
-        std::fs::write(&got, actual).unwrap();
-        panic!(
-            "{} differs from the rendering from line {}:\n  expected: {:?}\n  rendered: {:?}\n\
-             rendered output in {}; if the change is intended: UPDATE_SNAPSHOTS=1 cargo test --test render",
-            path.display(),
-            line + 1,
-            expected.lines().nth(line),
-            actual.lines().nth(line),
-            got.display()
-        );
-    }
-}
-
 #[test]
 fn k8s_render_matches_snapshot() {
-    snapshot("k8s.yaml", &render_k8s());
+    insta::assert_snapshot!("k8s", render_k8s());
 }
 
 #[test]
 fn aca_render_matches_snapshot() {
-    snapshot("aca.yaml", &render_aca());
+    insta::assert_snapshot!("aca", render_aca());
 }
 
 #[test]
