@@ -118,7 +118,15 @@ fn a_dead_replicas_chunk_is_claimed_again_after_its_lease() {
     with_beat.extend(["--heartbeat", "1s"]);
     let (survivor, survivor_started) = spawn(replica(&db, "exec-l", &with_beat));
     // While it waits for the lease it still beats: its row stays fresh.
-    std::thread::sleep(Duration::from_secs(6));
+    // Wait for a beat at least 3 s after its start (the lease is ~12 s).
+    assert!(support::wait_until(Duration::from_secs(10), || {
+        db.rows(
+            "SELECT 1 FROM job_runs WHERE status = 'running'
+                AND heartbeat_at - started_at >= interval '3 seconds'",
+        )
+        .len()
+            == 1
+    }));
     let beat_age = db.scalar(
         "SELECT extract(epoch FROM now() - heartbeat_at)::int || ',' || extract(epoch FROM heartbeat_at - started_at)::int
            FROM job_runs WHERE status = 'running' ORDER BY started_at DESC LIMIT 1",
