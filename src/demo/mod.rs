@@ -721,13 +721,27 @@ fn write_scenario_to(
     clim: &[PointClim],
     time_len: usize,
 ) -> Result<()> {
-    let npoints = clim.len();
     let mut file = netcdf::create(path).context("creating the file")?;
+    let space_dims = define_dimensions(&mut file, geom, clim.len(), time_len)?;
+    put_global_attributes(&mut file, scenario, opts)?;
+    define_coordinates(&mut file, geom, opts)?;
+    define_data_variables(&mut file, geom, &space_dims)?;
+    write_coordinates(&mut file, geom, opts, time_len)?;
+    write_data(&mut file, scenario, opts, geom, clim, time_len)?;
+    file.close().context("closing the file")?;
+    Ok(())
+}
 
-    // Dimensions (all fixed-size).
+/// Every dimension is fixed-size; returns the spatial ones in order.
+fn define_dimensions(
+    file: &mut netcdf::FileMut,
+    geom: &Geometry,
+    npoints: usize,
+    time_len: usize,
+) -> Result<Vec<&'static str>> {
     file.add_dimension("time", time_len)?;
     file.add_dimension("bnds", 2)?;
-    let space_dims: Vec<&str> = match geom.layout {
+    Ok(match geom.layout {
         DemoLayout::LatLon => {
             file.add_dimension("lat", geom.nlat)?;
             file.add_dimension("lon", geom.nlon)?;
@@ -737,9 +751,15 @@ fn write_scenario_to(
             file.add_dimension("point", npoints)?;
             vec!["point"]
         }
-    };
+    })
+}
 
-    // Global attributes.
+/// CMIP-like global attributes; `experiment_id` is the scenario.
+fn put_global_attributes(
+    file: &mut netcdf::FileMut,
+    scenario: &str,
+    opts: &DemoOptions,
+) -> Result<()> {
     let (y0, y1) = (*opts.years.start(), *opts.years.end());
     file.add_attribute("Conventions", "CF-1.8")?;
     file.add_attribute(
@@ -761,8 +781,15 @@ fn write_scenario_to(
         )
         .as_str(),
     )?;
+    Ok(())
+}
 
-    // Coordinates.
+/// time (with bounds), lat and lon, with their CF attributes.
+fn define_coordinates(
+    file: &mut netcdf::FileMut,
+    geom: &Geometry,
+    opts: &DemoOptions,
+) -> Result<()> {
     {
         let mut v = file.add_variable::<f64>("time", &["time"])?;
         v.put_attribute("units", TIME_UNITS)?;
@@ -789,10 +816,17 @@ fn write_scenario_to(
             v.put_attribute("axis", axis)?;
         }
     }
+    Ok(())
+}
 
-    // Data variables.
+/// tasmax, tasmin (K) and pr (kg m-2 s-1) as float32 with a fill value.
+fn define_data_variables(
+    file: &mut netcdf::FileMut,
+    geom: &Geometry,
+    space_dims: &[&str],
+) -> Result<()> {
     let mut data_dims = vec!["time"];
-    data_dims.extend_from_slice(&space_dims);
+    data_dims.extend_from_slice(space_dims);
     for (name, units, std_name, long_name, cell_methods) in [
         (
             "tasmax",
@@ -828,8 +862,16 @@ fn write_scenario_to(
             v.put_attribute("coordinates", "lat lon")?;
         }
     }
+    Ok(())
+}
 
-    // Coordinate values.
+/// Daily time stamps at noon with day bounds, and the grid's coordinates.
+fn write_coordinates(
+    file: &mut netcdf::FileMut,
+    geom: &Geometry,
+    opts: &DemoOptions,
+    time_len: usize,
+) -> Result<()> {
     let mut times = Vec::with_capacity(time_len);
     let mut bounds = Vec::with_capacity(2 * time_len);
     for y in opts.years.clone() {
@@ -841,15 +883,25 @@ fn write_scenario_to(
             bounds.push(t0 + 1.0);
         }
     }
-    put(&mut file, "time", &times, 0..time_len)?;
-    put(&mut file, "time_bnds", &bounds, [0..time_len, 0..2])?;
-    put(&mut file, "lat", &geom.lat_coord, 0..geom.lat_coord.len())?;
-    put(&mut file, "lon", &geom.lon_coord, 0..geom.lon_coord.len())?;
-    drop(times);
-    drop(bounds);
+    put(file, "time", &times, 0..time_len)?;
+    put(file, "time_bnds", &bounds, [0..time_len, 0..2])?;
+    put(file, "lat", &geom.lat_coord, 0..geom.lat_coord.len())?;
+    put(file, "lon", &geom.lon_coord, 0..geom.lon_coord.len())?;
+    Ok(())
+}
 
-    // Data, one calendar year at a time: a producer thread generates year y + 1 while this
-    // thread writes year y (two blocks in flight at most, so memory stays bounded).
+/// The data, one calendar year at a time: a producer thread generates year
+/// y + 1 while this thread writes year y (two blocks in flight at most, so
+/// memory stays bounded).
+fn write_data(
+    file: &mut netcdf::FileMut,
+    scenario: &str,
+    opts: &DemoOptions,
+    geom: &Geometry,
+    clim: &[PointClim],
+    time_len: usize,
+) -> Result<()> {
+    let npoints = clim.len();
     let mut generator = Generator::new(scenario, opts, clim, time_len);
     let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<(i32, YearBlock)>(1);
     let (empty_tx, empty_rx) = std::sync::mpsc::sync_channel::<YearBlock>(2);
@@ -872,7 +924,7 @@ fn write_scenario_to(
                 }
             }
         });
-        let written = write_years(&mut file, geom, npoints, full_rx, empty_tx);
+        let written = write_years(file, geom, npoints, full_rx, empty_tx);
         if let Err(panic) = producer.join() {
             std::panic::resume_unwind(panic);
         }
@@ -881,9 +933,7 @@ fn write_scenario_to(
             Ok(t) => bail!("internal: wrote {t} of {time_len} days"),
             Err(e) => Err(e),
         }
-    })?;
-    file.close().context("closing the file")?;
-    Ok(())
+    })
 }
 
 /// Writes the year blocks arriving on `full` in order, handing each buffer back on `empty`;
