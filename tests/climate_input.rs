@@ -263,7 +263,7 @@ fn unknown_units() {
     assert_eq!(
         err.to_string(),
         format!(
-            "{}: variable \"pr\": unknown units \"furlongs/fortnight\" (expected kg m-2 s-1 or mm/day)",
+            "{}: variable \"pr\": unknown units \"furlongs/fortnight\" (expected kg m-2 s-1, mm/day, or m/day (m: daily totals))",
             p.display()
         )
     );
@@ -301,16 +301,16 @@ fn unsupported_calendar() {
     let dir = TempDir::new("cal");
     let p = dir.path("f.nc");
     let mut spec = indexed_spec(2);
-    spec.calendar = Some("julian".into());
+    spec.calendar = Some("lunar".into());
     spec.write(&p);
     let err = open(&p).unwrap_err();
     assert_eq!(
         err.kind,
-        InputErrorKind::UnsupportedCalendar("julian".into())
+        InputErrorKind::UnsupportedCalendar("lunar".into())
     );
     assert!(
         err.to_string().starts_with(&format!(
-            "{}: variable \"time\": unsupported calendar \"julian\"",
+            "{}: variable \"time\": unsupported calendar \"lunar\"",
             p.display()
         )),
         "{err}"
