@@ -143,8 +143,11 @@ pub(crate) fn locate(
     data_coordinates: &[String],
 ) -> Result<Grid, String> {
     let mut refused = Vec::new();
-    let lat = find_coordinate(nc, data_coordinates, Axis::Lat, &mut refused);
-    let lon = find_coordinate(nc, data_coordinates, Axis::Lon, &mut refused);
+    // The coordinates attribute, then the coordinate variables of the grid dimensions.
+    let mut listed: Vec<String> = data_coordinates.to_vec();
+    listed.extend(dims.iter().skip(1).map(|d| d.0.clone()));
+    let lat = find_coordinate(nc, &listed, Axis::Lat, &mut refused);
+    let lon = find_coordinate(nc, &listed, Axis::Lon, &mut refused);
     let (Some((lat_name, lat_dims)), Some((lon_name, lon_dims))) = (lat, lon) else {
         if refused.is_empty() {
             return Err(
