@@ -38,6 +38,8 @@ pub enum Calendar {
     AllLeap,
     /// `360_day`: twelve 30-day months.
     Day360,
+    /// `julian`: a leap year every fourth year, at every date (as cftime's `DatetimeJulian`).
+    Julian,
 }
 
 const CUM_NOLEAP: [u32; 13] = [0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334, 365];
@@ -56,6 +58,7 @@ impl Calendar {
             "noleap" | "365_day" => Some(Calendar::NoLeap),
             "all_leap" | "366_day" => Some(Calendar::AllLeap),
             "360_day" => Some(Calendar::Day360),
+            "julian" => Some(Calendar::Julian),
             _ => None,
         }
     }
@@ -68,12 +71,14 @@ impl Calendar {
             Calendar::NoLeap => "noleap",
             Calendar::AllLeap => "all_leap",
             Calendar::Day360 => "360_day",
+            Calendar::Julian => "julian",
         }
     }
 
     pub fn is_leap(self, year: i32) -> bool {
         match self {
             Calendar::Standard if year < 1583 => year.rem_euclid(4) == 0,
+            Calendar::Julian => year.rem_euclid(4) == 0,
             Calendar::Standard | Calendar::ProlepticGregorian => {
                 (year.rem_euclid(4) == 0 && year.rem_euclid(100) != 0) || year.rem_euclid(400) == 0
             }
@@ -129,6 +134,7 @@ impl Calendar {
         let (y, m, day) = (i64::from(d.year), u32::from(d.month), i64::from(d.day));
         let n = match self {
             Calendar::ProlepticGregorian => gregorian_to_jdn(y, m, day),
+            Calendar::Julian => julian_to_jdn(y, m, day),
             Calendar::Standard => {
                 let g = gregorian_to_jdn(y, m, day);
                 if g >= GREGORIAN_START_JDN {
@@ -149,6 +155,7 @@ impl Calendar {
         match self {
             Calendar::ProlepticGregorian => jdn_to_date(n, true),
             Calendar::Standard => jdn_to_date(n, n >= GREGORIAN_START_JDN),
+            Calendar::Julian => jdn_to_date(n, false),
             Calendar::NoLeap => fixed_year_date(n, 365, &CUM_NOLEAP),
             Calendar::AllLeap => fixed_year_date(n, 366, &CUM_LEAP),
             Calendar::Day360 => {
@@ -236,6 +243,37 @@ pub fn decode_time(values: &[f64], units: &str, calendar: Calendar) -> Result<Ve
     Ok(dates)
 }
 
+/// Checks that time values increase step by step, day by day: a step on the same day as the one
+/// before is "duplicated", one before it "not sorted". Runs before [`decode_time`] so such axes get
+/// that message rather than one about gaps.
+pub fn check_time_order(values: &[f64], units: &str, calendar: Calendar) -> Result<(), String> {
+    let (unit_seconds, _, ref_seconds) = parse_time_units(units)?;
+    let mut prev: Option<(i64, f64)> = None;
+    for (i, &v) in values.iter().enumerate() {
+        if !v.is_finite() || v.abs() > 1e12 {
+            return Err(format!("time value {v} at step {i} is not a usable number"));
+        }
+        let day = ((ref_seconds + v * unit_seconds).round() as i64).div_euclid(86_400);
+        if let Some((p, pv)) = prev {
+            if day == p {
+                return Err(format!(
+                    "time axis is duplicated: step {i} ({v}) falls on the same day as step {} \
+                     ({pv}) in calendar {calendar}",
+                    i - 1
+                ));
+            }
+            if day < p {
+                return Err(format!(
+                    "time axis is not sorted: step {i} ({v}) comes before step {} ({pv})",
+                    i - 1
+                ));
+            }
+        }
+        prev = Some((day, v));
+    }
+    Ok(())
+}
+
 /// Parses `days since 1850-01-01 00:00:00` into (seconds per unit, reference date, seconds into
 /// the reference day).
 pub fn parse_time_units(units: &str) -> Result<(f64, CfDate, f64), String> {
@@ -314,7 +352,8 @@ fn parse_time_of_day(s: &str) -> Option<f64> {
 mod tests {
     use super::*;
 
-    const ALL: [Calendar; 5] = [
+    const ALL: [Calendar; 6] = [
+        Calendar::Julian,
         Calendar::Standard,
         Calendar::ProlepticGregorian,
         Calendar::NoLeap,
@@ -335,7 +374,8 @@ mod tests {
         assert_eq!(Calendar::parse("366_day"), Some(Calendar::AllLeap));
         assert_eq!(Calendar::parse("all_leap"), Some(Calendar::AllLeap));
         assert_eq!(Calendar::parse("360_day"), Some(Calendar::Day360));
-        assert_eq!(Calendar::parse("julian"), None);
+        assert_eq!(Calendar::parse("julian"), Some(Calendar::Julian));
+        assert_eq!(Calendar::parse("lunar"), None);
         assert_eq!(Calendar::parse("none"), None);
     }
 
@@ -382,6 +422,29 @@ mod tests {
                 assert_eq!(days, cal.days_in_year(year), "{cal} {year}");
             }
         }
+    }
+
+    #[test]
+    fn julian_leap_years_every_fourth_year() {
+        // cftime: DatetimeJulian(1900, 2, 29) exists; 59 days after 1900-01-01 is 29 Feb.
+        let c = Calendar::Julian;
+        assert!(c.is_leap(1900) && c.is_leap(2100) && !c.is_leap(2001));
+        let d = decode_time(&[59.0, 60.0], "days since 1900-01-01", c).unwrap();
+        assert_eq!(d, vec![CfDate::new(1900, 2, 29), CfDate::new(1900, 3, 1)]);
+        assert_eq!(c.days_in_year(2100), 366);
+    }
+
+    #[test]
+    fn order_check_names_duplicates_and_unsorted_steps() {
+        let c = Calendar::Standard;
+        let u = "days since 2000-01-01";
+        assert!(check_time_order(&[0.0, 1.0, 3.0], u, c).is_ok());
+        let e = check_time_order(&[0.0, 1.0, 1.0], u, c).unwrap_err();
+        assert!(e.contains("duplicated") && e.contains("step 2"), "{e}");
+        let e = check_time_order(&[0.0, 2.0, 1.0], u, c).unwrap_err();
+        assert!(e.contains("not sorted") && e.contains("step 2"), "{e}");
+        let e = check_time_order(&[0.0, 0.25], u, c).unwrap_err();
+        assert!(e.contains("duplicated"), "{e}");
     }
 
     #[test]

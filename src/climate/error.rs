@@ -36,7 +36,7 @@ pub enum InputErrorKind {
     NoTimeAxis(String),
     #[error(
         "unsupported calendar \"{0}\" (supported: standard, gregorian, proleptic_gregorian, \
-         noleap, 365_day, all_leap, 366_day, 360_day)"
+         noleap, 365_day, all_leap, 366_day, 360_day, julian)"
     )]
     UnsupportedCalendar(String),
     #[error("bad time axis: {0}")]
@@ -45,6 +45,10 @@ pub enum InputErrorKind {
     BadGrid(String),
     #[error("unsupported data type {0} (expected float or double)")]
     UnsupportedType(String),
+    /// The data variable's storage type or packing attributes (`scale_factor`, `add_offset`,
+    /// `_Unsigned`, fill values, valid range) cannot be decoded.
+    #[error("{0}")]
+    BadData(String),
     #[error("{0}")]
     Invalid(String),
 }

@@ -3,12 +3,15 @@
 use std::ops::Range;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
-use netcdf::types::{FloatType, NcVariableType};
 use netcdf::{AttributeValue, Extent, Extents, NcTypeDescriptor};
 
-use super::calendar::{Calendar, CfDate, decode_time};
+use super::calendar::{Calendar, CfDate, check_time_order, decode_time};
 use super::error::{InputError, InputErrorKind as K};
+use super::grid::{self, dims_of};
+use super::packing::{self, Decoding, FromF64};
+use super::slab::{self, Slab};
 use super::units;
 use crate::hazard::{Precision, Sample, Unit, Variable};
 
@@ -54,9 +57,14 @@ pub enum Layout {
 struct VarMeta {
     name: String,
     unit: Unit,
+    /// Precision of the decoded values (xarray's choice for packed data).
     precision: Precision,
-    /// `_FillValue` / `missing_value`, already rounded to the storage precision.
-    fills: Vec<f64>,
+    /// Storage type, packing, fill values and valid range.
+    decoding: Decoding,
+    /// HDF5 chunks span much more than a year: year reads are served from a time slab.
+    long_time_chunks: bool,
+    /// Index of the variable's slab in [`ClimateFile::slabs`].
+    slot: usize,
 }
 
 /// A daily climate projection file whose structure, time axis and units have been checked.
@@ -69,6 +77,9 @@ pub struct ClimateFile {
     calendar: Calendar,
     scenario: Option<String>,
     vars: [Option<VarMeta>; 3],
+    /// Per variable: the decoded values last read for a time window × point range (only for
+    /// variables with `long_time_chunks`), see [`slab`].
+    slabs: Mutex<[Option<Slab>; 3]>,
 }
 
 impl std::fmt::Debug for ClimateFile {
@@ -85,7 +96,9 @@ impl std::fmt::Debug for ClimateFile {
 }
 
 /// Values read straight from the file in their storage type.
-pub(crate) trait NcSample: Sample + NcTypeDescriptor + Default {
+pub(crate) trait NcSample:
+    Sample + NcTypeDescriptor + Default + FromF64 + slab::SlabValue
+{
     const NAN: Self;
 }
 impl NcSample for f32 {
@@ -114,6 +127,7 @@ impl ClimateFile {
             Err(e) => return Err(InputError::new(path, None, K::Io(e.to_string()))),
         }
         super::hdf5_quiet::quiet_hdf5_errors();
+        bound_chunk_cache();
         let nc = netcdf::open(path).map_err(|e| {
             let kind = match e {
                 netcdf::Error::Netcdf(NC_ENOTNC) => K::NotNetcdf(e.to_string()),
@@ -233,36 +247,98 @@ impl ClimateFile {
         out: &mut Vec<T>,
         scratch: &mut Vec<T>,
     ) -> Result<(), InputError> {
-        super::hdf5_quiet::quiet_hdf5_errors();
-        let err = |kind| InputError::new(&self.path, Some(&meta.name), kind);
         if time.start > time.end
             || time.end > self.dates.len()
             || points.start > points.end
             || points.end > self.points.len()
         {
-            return Err(err(K::Invalid(format!(
-                "block time {time:?} × points {points:?} is outside the file ({} days × {} points)",
-                self.dates.len(),
-                self.points.len()
-            ))));
+            return Err(InputError::new(
+                &self.path,
+                Some(&meta.name),
+                K::Invalid(format!(
+                    "block time {time:?} × points {points:?} is outside the file ({} days × {} \
+                     points)",
+                    self.dates.len(),
+                    self.points.len()
+                )),
+            ));
         }
-        let (nt, np) = (time.len(), points.len());
         out.clear();
-        if nt == 0 || np == 0 {
+        if time.is_empty() || points.is_empty() {
             return Ok(());
         }
+        if meta.long_time_chunks {
+            let mut slabs = self.slabs.lock().unwrap_or_else(|p| p.into_inner());
+            let held = &mut slabs[meta.slot];
+            if held.as_ref().is_some_and(|s| s.serve(&time, &points, out)) {
+                return Ok(());
+            }
+            let raw_size = if meta.decoding.is_packed() { 8 } else { 0 };
+            let bytes = std::mem::size_of::<T>() + raw_size;
+            if let Some(win) = slab::window(&time, points.len(), self.dates.len(), bytes) {
+                *held = None; // free the old window before reading the next
+                let mut values = Vec::new();
+                self.read_decoded(meta, win.clone(), points.clone(), &mut values, scratch)?;
+                let new = Slab {
+                    time: win,
+                    points: points.clone(),
+                    data: T::wrap(values),
+                };
+                new.serve(&time, &points, out);
+                *held = Some(new);
+                return Ok(());
+            }
+        }
+        self.read_decoded(meta, time, points, out, scratch)
+    }
+
+    /// Reads a block and decodes it: packed values through their scale and offset, fill values
+    /// and values outside the valid range as NaN.
+    fn read_decoded<T: NcSample>(
+        &self,
+        meta: &VarMeta,
+        time: Range<usize>,
+        points: Range<usize>,
+        out: &mut Vec<T>,
+        scratch: &mut Vec<T>,
+    ) -> Result<(), InputError> {
+        if meta.decoding.is_packed() {
+            let (mut raw, mut raw_scratch) = (Vec::<f64>::new(), Vec::<f64>::new());
+            self.read_raw(meta, time, points, &mut raw, &mut raw_scratch)?;
+            meta.decoding.decode_into(&raw, out);
+        } else {
+            self.read_raw(meta, time, points, out, scratch)?;
+            mask(out, &meta.decoding);
+        }
+        Ok(())
+    }
+
+    /// Reads stored values (converted by libnetcdf into `U`) into `out`, using `scratch` for
+    /// whole grid rows when the point range cuts rows.
+    fn read_raw<U: NcTypeDescriptor + Copy + Default>(
+        &self,
+        meta: &VarMeta,
+        time: Range<usize>,
+        points: Range<usize>,
+        out: &mut Vec<U>,
+        scratch: &mut Vec<U>,
+    ) -> Result<(), InputError> {
+        super::hdf5_quiet::quiet_hdf5_errors();
+        let err = |kind| InputError::new(&self.path, Some(&meta.name), kind);
+        let (nt, np) = (time.len(), points.len());
+        out.clear();
         let result = catch_unwind(AssertUnwindSafe(|| {
             let var = self
                 .nc
                 .variable(&meta.name)
                 .ok_or_else(|| K::Corrupt("variable disappeared".into()))?;
-            let read = |buf: &mut Vec<T>, ext: Vec<Extent>| {
+            let read = |buf: &mut Vec<U>, ext: Vec<Extent>| {
                 var.get_values_into(buf.as_mut_slice(), Extents::from(ext))
                     .map_err(|e| K::Corrupt(format!("{e} (reading steps {time:?})")))
             };
             match self.layout {
                 Layout::Points { .. } => {
-                    out.resize(nt * np, T::default());
+                    out.resize(nt * np, U::default());
                     read(out, vec![time.clone().into(), points.clone().into()])
                 }
                 Layout::Grid { nlon, .. } => {
@@ -270,12 +346,12 @@ impl ClimateFile {
                     let r1 = (points.end - 1) / nlon + 1;
                     let ext = vec![time.clone().into(), (r0..r1).into(), (0..nlon).into()];
                     if points.start == r0 * nlon && points.end == r1 * nlon {
-                        out.resize(nt * np, T::default());
+                        out.resize(nt * np, U::default());
                         return read(out, ext);
                     }
                     let row_len = (r1 - r0) * nlon;
                     scratch.clear();
-                    scratch.resize(nt * row_len, T::default());
+                    scratch.resize(nt * row_len, U::default());
                     read(scratch, ext)?;
                     let off = points.start - r0 * nlon;
                     out.reserve(nt * np);
@@ -288,17 +364,27 @@ impl ClimateFile {
             }
         }));
         match result {
-            Ok(Ok(())) => {}
-            Ok(Err(kind)) => return Err(err(kind)),
-            Err(p) => return Err(err(K::Corrupt(panic_message(&p)))),
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(kind)) => Err(err(kind)),
+            Err(p) => Err(err(K::Corrupt(panic_message(&p)))),
         }
-        mask_fills(out, &meta.fills);
-        Ok(())
     }
 }
 
-/// Replaces fill / missing values with NaN (NaN already is missing).
-fn mask_fills<T: NcSample>(values: &mut [T], fills: &[f64]) {
+/// Replaces fill / missing values and values outside the valid range with NaN (NaN already is
+/// missing) in values stored unpacked.
+fn mask<T: NcSample>(values: &mut [T], decoding: &Decoding) {
+    let fills = decoding.fills.as_slice();
+    if decoding.has_valid_range() {
+        let (lo, hi) = decoding.valid;
+        for v in values.iter_mut() {
+            let x = v.to_f64();
+            if x < lo || x > hi || fills.contains(&x) {
+                *v = T::NAN;
+            }
+        }
+        return;
+    }
     match fills {
         [] => {}
         [f] => {
@@ -334,41 +420,6 @@ fn attr_string(v: AttributeValue) -> Option<String> {
         AttributeValue::Strs(v) => Some(v.join(" ")),
         _ => None,
     }
-}
-
-fn attr_numbers(v: AttributeValue) -> Vec<f64> {
-    use AttributeValue as A;
-    match v {
-        A::Uchar(x) => vec![f64::from(x)],
-        A::Uchars(x) => x.into_iter().map(f64::from).collect(),
-        A::Schar(x) => vec![f64::from(x)],
-        A::Schars(x) => x.into_iter().map(f64::from).collect(),
-        A::Ushort(x) => vec![f64::from(x)],
-        A::Ushorts(x) => x.into_iter().map(f64::from).collect(),
-        A::Short(x) => vec![f64::from(x)],
-        A::Shorts(x) => x.into_iter().map(f64::from).collect(),
-        A::Uint(x) => vec![f64::from(x)],
-        A::Uints(x) => x.into_iter().map(f64::from).collect(),
-        A::Int(x) => vec![f64::from(x)],
-        A::Ints(x) => x.into_iter().map(f64::from).collect(),
-        A::Ulonglong(x) => vec![x as f64],
-        A::Ulonglongs(x) => x.into_iter().map(|v| v as f64).collect(),
-        A::Longlong(x) => vec![x as f64],
-        A::Longlongs(x) => x.into_iter().map(|v| v as f64).collect(),
-        A::Float(x) => vec![f64::from(x)],
-        A::Floats(x) => x.into_iter().map(f64::from).collect(),
-        A::Double(x) => vec![x],
-        A::Doubles(x) => x,
-        A::Str(_) | A::Strs(_) => Vec::new(),
-    }
-}
-
-/// Name and length of each dimension of `var`.
-fn dims_of(var: &netcdf::Variable<'_>) -> Vec<(String, usize)> {
-    var.dimensions()
-        .iter()
-        .map(|d| (d.name(), d.len()))
-        .collect()
 }
 
 /// libnetcdf reads the missing tail of a truncated netCDF classic file as zeros instead of
@@ -411,28 +462,22 @@ fn validate(
 
     let mut vars: [Option<VarMeta>; 3] = [None, None, None];
     let mut layout_dims: Option<(String, Vec<(String, usize)>)> = None;
+    let mut data_coordinates: Vec<String> = Vec::new();
     for &v in needed {
         let name = names.get(v);
         let var = nc
             .variable(name)
             .ok_or_else(|| at(Some(name), K::MissingVariable))?;
-        let precision = match var.vartype() {
-            NcVariableType::Float(FloatType::F32) => Precision::F32,
-            NcVariableType::Float(FloatType::F64) => Precision::F64,
-            other => return Err(at(Some(name), K::UnsupportedType(format!("{other:?}")))),
-        };
-        for packed in ["scale_factor", "add_offset"] {
-            if var.attribute(packed).is_some() {
-                return Err(at(
-                    Some(name),
-                    K::UnsupportedType(format!("packed data ({packed} attribute)")),
-                ));
-            }
-        }
+        let decoding = packing::decoding_for(&var.vartype(), |attr| {
+            var.attribute_value(attr)
+                .transpose()
+                .map_err(|e| format!("cannot read attribute {attr}: {e}"))
+        })
+        .map_err(|why| at(Some(name), K::BadData(why)))?;
         let expected = if v.is_temperature() {
             "K or degC"
         } else {
-            "kg m-2 s-1 or mm/day"
+            "kg m-2 s-1, mm/day, or m/day (m: daily totals)"
         };
         let units_attr = var
             .attribute_value("units")
@@ -455,27 +500,19 @@ fn validate(
                 },
             )
         })?;
-        let mut fills = Vec::new();
-        for attr in ["_FillValue", "missing_value"] {
-            if let Some(value) = var
-                .attribute_value(attr)
-                .transpose()
-                .map_err(|e| corrupt(Some(name), e))?
-            {
-                for f in attr_numbers(value) {
-                    let f = match precision {
-                        Precision::F32 => f64::from(f as f32),
-                        Precision::F64 => f,
-                    };
-                    if !f.is_nan() && !fills.contains(&f) {
-                        fills.push(f);
-                    }
-                }
-            }
-        }
         let dims = dims_of(&var);
         match &layout_dims {
-            None => layout_dims = Some((name.to_owned(), dims)),
+            None => {
+                layout_dims = Some((name.to_owned(), dims.clone()));
+                if let Some(c) = var
+                    .attribute_value("coordinates")
+                    .transpose()
+                    .map_err(|e| corrupt(Some(name), e))?
+                    .and_then(attr_string)
+                {
+                    data_coordinates = c.split_whitespace().map(str::to_owned).collect();
+                }
+            }
             Some((first, d)) if *d != dims => {
                 return Err(at(
                     Some(name),
@@ -486,11 +523,18 @@ fn validate(
             }
             Some(_) => {}
         }
+        // Chunks much longer in time than a year: serve year reads from a time slab.
+        let long_time_chunks = matches!(
+            var.chunking().map_err(|e| corrupt(Some(name), e))?,
+            Some(c) if c.first().is_some_and(|&t| t > 2 * 366)
+        );
         vars[v.index()] = Some(VarMeta {
             name: name.to_owned(),
             unit,
-            precision,
-            fills,
+            precision: decoding.precision,
+            decoding,
+            long_time_chunks,
+            slot: v.index(),
         });
     }
     let Some((first_var, dims)) = layout_dims else {
@@ -498,121 +542,55 @@ fn validate(
     };
     let first = Some(first_var.as_str());
 
-    // Time axis: the first dimension, with a `time` coordinate variable.
-    let time_var = nc.variable("time").ok_or_else(|| {
-        at(
-            None,
-            K::NoTimeAxis("no \"time\" coordinate variable".into()),
-        )
-    })?;
-    let time_dims = dims_of(&time_var);
-    let [(time_dim, _)] = time_dims.as_slice() else {
-        return Err(at(
-            None,
-            K::NoTimeAxis(format!("\"time\" is not one-dimensional: {time_dims:?}")),
-        ));
-    };
-    if dims.first().map(|d| &d.0) != Some(time_dim) {
-        return Err(at(
-            first,
-            K::NoTimeAxis(format!(
-                "first dimension should be the time dimension \"{time_dim}\", dimensions are {dims:?}"
-            )),
-        ));
-    }
+    // Time axis: the data's first dimension, described by a 1-D variable of that dimension
+    // (its coordinate variable, or `time` / `valid_time` (ERA5) / `XTIME` (WRF)).
+    let time_var = find_time_variable(&nc, &dims, &data_coordinates)
+        .map_err(|why| at(first, K::NoTimeAxis(why)))?;
+    let time_name = time_var.name();
+    let time_name = time_name.as_str();
 
-    // Points: (time, lat, lon) or (time, point) with lat/lon coordinates on the point dim.
-    let coord = |cands: &[&str]| {
-        cands
-            .iter()
-            .find_map(|n| nc.variable(n).map(|v| ((*n).to_owned(), dims_of(&v))))
+    let grid =
+        grid::locate(&nc, &dims, &data_coordinates).map_err(|why| at(first, K::BadGrid(why)))?;
+    let layout = match grid.shape {
+        Some((nlat, nlon)) => Layout::Grid { nlat, nlon },
+        None => Layout::Points {
+            n: grid.points.len(),
+        },
     };
-    let (lat_name, lat_dims) = coord(&["lat", "latitude"]).ok_or_else(|| {
-        at(
-            None,
-            K::BadGrid("no lat/latitude coordinate variable".into()),
-        )
-    })?;
-    let (lon_name, lon_dims) = coord(&["lon", "longitude"]).ok_or_else(|| {
-        at(
-            None,
-            K::BadGrid("no lon/longitude coordinate variable".into()),
-        )
-    })?;
-    let one_dim = |d: &[(String, usize)]| match d {
-        [(n, _)] => Some(n.clone()),
-        _ => None,
-    };
-    let (lat_dim, lon_dim) = (one_dim(&lat_dims), one_dim(&lon_dims));
-    let read_coord = |name: &str| -> Result<Vec<f64>, InputError> {
-        let v = nc
-            .variable(name)
-            .ok_or_else(|| at(Some(name), K::MissingVariable))?;
-        v.get_values::<f64, _>(..)
-            .map_err(|e| corrupt(Some(name), e))
-    };
-    let lats = read_coord(&lat_name)?;
-    let lons = read_coord(&lon_name)?;
-    let (layout, points) = match dims.as_slice() {
-        [_, (y, nlat), (x, nlon)] if lat_dim.as_ref() == Some(y) && lon_dim.as_ref() == Some(x) => {
-            let pts = lats
-                .iter()
-                .flat_map(|&la| lons.iter().map(move |&lo| (la, lo)))
-                .collect();
-            (
-                Layout::Grid {
-                    nlat: *nlat,
-                    nlon: *nlon,
-                },
-                pts,
-            )
-        }
-        [_, (p, n)] if lat_dim.as_ref() == Some(p) && lon_dim.as_ref() == Some(p) => (
-            Layout::Points { n: *n },
-            lats.into_iter().zip(lons).collect(),
-        ),
-        _ => {
-            return Err(at(
-                first,
-                K::BadGrid(format!(
-                    "expected (time, lat, lon) or (time, point) with 1-D \"{lat_name}\" and \
-                     \"{lon_name}\"; dimensions are {dims:?}, {lat_name}{lat_dims:?}, \
-                     {lon_name}{lon_dims:?}"
-                )),
-            ));
-        }
-    };
+    let points = grid.points;
 
     let time_attr = |attr: &str| -> Result<Option<String>, InputError> {
         Ok(time_var
             .attribute_value(attr)
             .transpose()
-            .map_err(|e| corrupt(Some("time"), e))?
+            .map_err(|e| corrupt(Some(time_name), e))?
             .and_then(attr_string))
     };
     let calendar = match time_attr("calendar")? {
         None => Calendar::Standard,
         Some(c) => {
-            Calendar::parse(&c).ok_or_else(|| at(Some("time"), K::UnsupportedCalendar(c)))?
+            Calendar::parse(&c).ok_or_else(|| at(Some(time_name), K::UnsupportedCalendar(c)))?
         }
     };
     let time_units = time_attr("units")?.ok_or_else(|| {
         at(
-            Some("time"),
-            K::NoTimeAxis("\"time\" has no units attribute".into()),
+            Some(time_name),
+            K::NoTimeAxis(format!("\"{time_name}\" has no units attribute")),
         )
     })?;
     let raw_time = time_var
         .get_values::<f64, _>(..)
-        .map_err(|e| corrupt(Some("time"), e))?;
+        .map_err(|e| corrupt(Some(time_name), e))?;
     if raw_time.is_empty() {
         return Err(at(
-            Some("time"),
+            Some(time_name),
             K::NoTimeAxis("the time axis is empty".into()),
         ));
     }
+    check_time_order(&raw_time, &time_units, calendar)
+        .map_err(|e| at(Some(time_name), K::BadTimeAxis(e)))?;
     let dates = decode_time(&raw_time, &time_units, calendar)
-        .map_err(|e| at(Some("time"), K::BadTimeAxis(e)))?;
+        .map_err(|e| at(Some(time_name), K::BadTimeAxis(e)))?;
 
     let scenario = nc
         .attribute("experiment_id")
@@ -632,17 +610,94 @@ fn validate(
         calendar,
         scenario,
         vars,
+        slabs: Mutex::new([None, None, None]),
     };
     // Read the last time step of each variable: a truncated file fails here, at open, rather
-    // than half-way through a batch.
+    // than half-way through a batch. Files chunked along time hold each point's whole series in
+    // one chunk: there the last point's step is enough to reach the end of the data without
+    // decompressing the whole file (HDF5 itself refuses a file shorter than its superblock says).
     let last = file.dates.len() - 1;
     let npts = file.points.len();
     for &v in needed {
         if npts > 0 {
-            file.read_block(v, last..last + 1, 0..npts)?;
+            let long = file.meta(v)?.long_time_chunks;
+            let pts = if long { npts - 1..npts } else { 0..npts };
+            file.read_block(v, last..last + 1, pts)?;
         }
     }
     Ok(file)
+}
+
+fn is_time_name(name: &str) -> bool {
+    matches!(name, "time" | "valid_time" | "XTIME")
+}
+
+fn has_since_units(var: &netcdf::Variable<'_>) -> bool {
+    var.attribute_value("units")
+        .and_then(Result::ok)
+        .and_then(attr_string)
+        .is_some_and(|u| u.to_ascii_lowercase().contains(" since "))
+}
+
+/// The 1-D variable that gives the dates of the data's first dimension.
+fn find_time_variable<'f>(
+    nc: &'f netcdf::File,
+    dims: &[(String, usize)],
+    data_coordinates: &[String],
+) -> Result<netcdf::Variable<'f>, String> {
+    let Some((time_dim, _)) = dims.first() else {
+        return Err(format!("the data variable has no dimensions: {dims:?}"));
+    };
+    let mut candidates: Vec<&str> = vec![time_dim.as_str()];
+    candidates.extend(data_coordinates.iter().map(String::as_str));
+    candidates.extend(["time", "valid_time", "XTIME"]);
+    let mut elsewhere = None;
+    for name in candidates {
+        let Some(var) = nc.variable(name) else {
+            continue;
+        };
+        let vd = dims_of(&var);
+        match vd.as_slice() {
+            [(d, _)] if d == time_dim && (is_time_name(name) || has_since_units(&var)) => {
+                return Ok(var);
+            }
+            _ if matches!(name, "time" | "valid_time") && elsewhere.is_none() => {
+                elsewhere = Some((name.to_owned(), vd));
+            }
+            _ => {}
+        }
+    }
+    Err(match elsewhere {
+        Some((name, vd)) if vd.len() == 1 => format!(
+            "first dimension should be the time dimension \"{}\" of \"{name}\", dimensions are \
+             {dims:?}",
+            vd[0].0
+        ),
+        Some((name, vd)) => format!("\"{name}\" is not one-dimensional: {vd:?}"),
+        None => format!(
+            "no \"time\" coordinate variable (looked for a 1-D variable on the first dimension \
+             \"{time_dim}\", time, valid_time and XTIME); dimensions are {dims:?}"
+        ),
+    })
+}
+
+/// HDF5 chunk cache per variable for files opened from now on. libnetcdf's default (64 MiB per
+/// variable here) grows with every chunk a read touches: three variables in two concurrent job
+/// chunks reached ~400 MB on files chunked along time. Reads that would need a larger cache are
+/// served from time slabs instead (see [`slab`]).
+const CHUNK_CACHE_BYTES: usize = 4 << 20;
+
+fn bound_chunk_cache() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _guard = netcdf_sys::libnetcdf_lock.lock();
+        // SAFETY: a plain setter of libnetcdf's global defaults, called under the lock the
+        // netcdf crate holds around every libnetcdf call. Its status is ignored: if it fails,
+        // the default cache stays, which is correct, only larger.
+        unsafe {
+            netcdf_sys::nc_set_chunk_cache(CHUNK_CACHE_BYTES, 1009, 0.75);
+        }
+    });
 }
 
 /// libnetcdf's "not a netCDF file" status (netcdf.h `NC_ENOTNC`).

@@ -9,11 +9,15 @@ mod calendar;
 mod driver;
 mod error;
 mod file;
+mod grid;
 mod hdf5_quiet;
+mod packing;
+mod slab;
 pub mod units;
 
 pub use crate::hazard::{Unit, Variable};
-pub use calendar::{Calendar, CfDate, decode_time, parse_time_units};
+pub use calendar::{Calendar, CfDate, check_time_order, decode_time, parse_time_units};
 pub use driver::{AnnualValue, annual_indices};
 pub use error::{InputError, InputErrorKind};
 pub use file::{ClimateFile, Layout, VariableNames};
+pub use grid::normalize_lon;

@@ -24,7 +24,8 @@ pub fn parse_temperature(s: &str) -> Option<Unit> {
     }
 }
 
-/// Precipitation units: a flux (`kg m-2 s-1`, `mm/s`) or a daily rate (`mm/day`, `kg m-2 d-1`).
+/// Precipitation units: a flux (`kg m-2 s-1`, `mm/s`), a daily rate (`mm/day`, `kg m-2 d-1`), or
+/// metres of water per day (`m/day`, `m d-1`, and `m`: ERA5 daily totals, one amount per daily step).
 pub fn parse_precipitation(s: &str) -> Option<Unit> {
     let f = factors(s)?;
     let is = |want: &[(&str, i32)]| {
@@ -34,6 +35,8 @@ pub fn parse_precipitation(s: &str) -> Option<Unit> {
         Some(Unit::KgPerM2PerS)
     } else if is(&[("mm", 1), ("day", -1)]) || is(&[("kg", 1), ("m", -2), ("day", -1)]) {
         Some(Unit::MmPerDay)
+    } else if is(&[("m", 1), ("day", -1)]) || is(&[("m", 1)]) {
+        Some(Unit::MPerDay)
     } else {
         None
     }
@@ -136,10 +139,14 @@ mod tests {
         ] {
             assert_eq!(parse_precipitation(s), Some(Unit::MmPerDay), "{s}");
         }
+        for s in ["m", "m/day", "m d-1", "m day-1", "m/d", "m day**-1"] {
+            assert_eq!(parse_precipitation(s), Some(Unit::MPerDay), "{s}");
+        }
         for s in [
             "furlongs/fortnight",
             "mm",
             "m/s",
+            "m2",
             "kg m-2",
             "",
             "mm/hr",

@@ -62,6 +62,8 @@ pub enum Unit {
     KgPerM2PerS,
     /// Daily precipitation rate, mm/day (numerically mm per daily step).
     MmPerDay,
+    /// Daily precipitation in metres of water per day (ERA5 daily totals, `m`, `m/day`).
+    MPerDay,
 }
 
 impl Unit {
@@ -78,6 +80,10 @@ impl Unit {
             (Kelvin, Celsius) => value - 273.15,
             (MmPerDay, KgPerM2PerS) => value / 86_400.0,
             (KgPerM2PerS, MmPerDay) => value * 86_400.0,
+            (MmPerDay, MPerDay) => value / 1000.0,
+            (MPerDay, MmPerDay) => value * 1000.0,
+            (KgPerM2PerS, MPerDay) => value * 86.4,
+            (MPerDay, KgPerM2PerS) => value / 86.4,
             _ => return None,
         })
     }
@@ -90,6 +96,7 @@ impl fmt::Display for Unit {
             Unit::Celsius => "degC",
             Unit::KgPerM2PerS => "kg m-2 s-1",
             Unit::MmPerDay => "mm/day",
+            Unit::MPerDay => "m/day",
         })
     }
 }
@@ -186,7 +193,8 @@ pub enum CompiledIndex {
         op: Op,
         threshold: f64,
     },
-    /// `to_mm` converts a sum of daily values into mm (86400 for kg m-2 s-1, 1 for mm/day).
+    /// `to_mm` converts a sum of daily values into mm (86400 for kg m-2 s-1, 1 for mm/day,
+    /// 1000 for m/day).
     MaxNDayAmount {
         window: usize,
         to_mm: f64,
@@ -236,6 +244,7 @@ impl Hazard {
                 let to_mm = match unit {
                     Unit::MmPerDay => 1.0,
                     Unit::KgPerM2PerS => 86_400.0,
+                    Unit::MPerDay => 1000.0,
                     Unit::Kelvin | Unit::Celsius => {
                         return Err(HazardError::NotPrecipitation {
                             risk_type: self.risk_type.to_string(),

@@ -1,6 +1,7 @@
 //! ClimateFile: validation errors, layouts, missing values, and annual_indices on small files.
 
 use crate::common;
+use crate::support;
 
 use climate_jobs::climate::{
     AnnualValue, Calendar, CfDate, ClimateFile, InputErrorKind, Layout, VariableNames,
@@ -263,7 +264,7 @@ fn unknown_units() {
     assert_eq!(
         err.to_string(),
         format!(
-            "{}: variable \"pr\": unknown units \"furlongs/fortnight\" (expected kg m-2 s-1 or mm/day)",
+            "{}: variable \"pr\": unknown units \"furlongs/fortnight\" (expected kg m-2 s-1, mm/day, or m/day (m: daily totals))",
             p.display()
         )
     );
@@ -301,16 +302,16 @@ fn unsupported_calendar() {
     let dir = TempDir::new("cal");
     let p = dir.path("f.nc");
     let mut spec = indexed_spec(2);
-    spec.calendar = Some("julian".into());
+    spec.calendar = Some("lunar".into());
     spec.write(&p);
     let err = open(&p).unwrap_err();
     assert_eq!(
         err.kind,
-        InputErrorKind::UnsupportedCalendar("julian".into())
+        InputErrorKind::UnsupportedCalendar("lunar".into())
     );
     assert!(
         err.to_string().starts_with(&format!(
-            "{}: variable \"time\": unsupported calendar \"julian\"",
+            "{}: variable \"time\": unsupported calendar \"lunar\"",
             p.display()
         )),
         "{err}"
@@ -483,4 +484,196 @@ fn all_missing_point_gives_no_rows() {
     let rows = annual_indices(&f, &default_hazards(), 0..2, None).unwrap();
     assert_eq!(rows.len(), 5);
     assert!(rows.iter().all(|r| r.point == 0 && r.year == 2001));
+}
+
+// ---- refused input through the real binary: exit 65, the file and the problem named ----
+
+/// A file on a rotated grid: dims (time, rlat, rlon) with 1-D rlat/rlon only, no 2-D lat/lon.
+fn write_rotated_without_latlon(path: &std::path::Path, days: usize) {
+    let mut f = netcdf::create(path).unwrap();
+    f.add_attribute("experiment_id", "ssp245").unwrap();
+    f.add_dimension("time", days).unwrap();
+    f.add_dimension("rlat", 2).unwrap();
+    f.add_dimension("rlon", 2).unwrap();
+    for (name, std) in [("rlat", "grid_latitude"), ("rlon", "grid_longitude")] {
+        let mut v = f.add_variable::<f64>(name, &[name]).unwrap();
+        v.put_attribute("standard_name", std).unwrap();
+        v.put_attribute("units", "degrees").unwrap();
+        v.put_values(&[-0.5, 0.5], ..).unwrap();
+    }
+    let mut t = f.add_variable::<f64>("time", &["time"]).unwrap();
+    t.put_attribute("units", "days since 2000-01-01").unwrap();
+    let tv: Vec<f64> = (0..days).map(|d| d as f64).collect();
+    t.put_values(&tv, ..).unwrap();
+    for (name, units, value) in [
+        ("tasmax", "K", 300.0f32),
+        ("tasmin", "K", 280.0),
+        ("pr", "kg m-2 s-1", 1e-5),
+    ] {
+        let mut v = f
+            .add_variable::<f32>(name, &["time", "rlat", "rlon"])
+            .unwrap();
+        v.put_attribute("units", units).unwrap();
+        v.put_attribute("grid_mapping", "rotated_pole").unwrap();
+        v.put_values(&vec![value; days * 4], ..).unwrap();
+    }
+    f.close().unwrap();
+}
+
+/// A valid small (time, lat, lon) file, 2×2 points, `days` days from 2000-01-01.
+fn small_spec(days: usize) -> Spec {
+    let mut s = Spec::daily(
+        latlon(&[35.0, 36.0], &[127.0, 128.0]),
+        "2000-01-01",
+        days,
+        None,
+    );
+    s.vars = vec![
+        Var::f32("tasmax", "K", vec![300.0; days * 4]),
+        Var::f32("tasmin", "K", vec![280.0; days * 4]),
+        Var::f32("pr", "kg m-2 s-1", vec![1e-5; days * 4]),
+    ];
+    s.experiment_id = Some("ssp245".into());
+    s
+}
+
+#[test]
+fn refused_grids_axes_and_packing_exit_65_naming_file_and_problem() {
+    let db = support::TestDb::migrated("reader_bad_input");
+    let dir = TempDir::new("reader-bad");
+    let good = dir.path("good.nc");
+    small_spec(10).write(&good);
+    // A correctly packed temperature too, so `--tasmax-var tx_packed` is valid for it.
+    {
+        let mut f = netcdf::append(&good).unwrap();
+        let mut v = f
+            .add_variable::<i16>("tx_packed", &["time", "lat", "lon"])
+            .unwrap();
+        v.put_attribute("units", "K").unwrap();
+        v.put_attribute("scale_factor", 0.01f32).unwrap();
+        v.put_attribute("add_offset", 273.15f32).unwrap();
+        v.put_values(&[2000i16; 40], ..).unwrap();
+        f.close().unwrap();
+    }
+
+    let rotated = dir.path("rotated_no_latlon.nc");
+    write_rotated_without_latlon(&rotated, 10);
+    // rlat/rlon renamed to lat/lon but still rotated coordinates.
+    let renamed = dir.path("renamed_rotated.nc");
+    small_spec(10).write(&renamed);
+    {
+        let mut f = netcdf::append(&renamed).unwrap();
+        for (name, std) in [("lat", "grid_latitude"), ("lon", "grid_longitude")] {
+            let mut v = f.variable_mut(name).unwrap();
+            v.put_attribute("standard_name", std).unwrap();
+            v.put_attribute("units", "degrees").unwrap();
+        }
+        f.close().unwrap();
+    }
+    let unsorted = dir.path("unsorted.nc");
+    let mut s = small_spec(4);
+    s.time = vec![0.5, 1.5, 3.5, 2.5];
+    s.write(&unsorted);
+    let duplicated = dir.path("duplicated.nc");
+    let mut s = small_spec(4);
+    s.time = vec![0.5, 1.5, 1.5, 2.5];
+    s.write(&duplicated);
+    let bad_scale = dir.path("bad_scale_factor.nc");
+    small_spec(10).write(&bad_scale);
+    {
+        let mut f = netcdf::append(&bad_scale).unwrap();
+        let mut v = f
+            .add_variable::<i16>("tx_packed", &["time", "lat", "lon"])
+            .unwrap();
+        v.put_attribute("units", "K").unwrap();
+        v.put_attribute("scale_factor", "0.01").unwrap();
+        v.put_values(&[100i16; 40], ..).unwrap();
+        f.close().unwrap();
+    }
+
+    let cases: Vec<(&std::path::Path, Vec<&str>, &[&str])> = vec![
+        (
+            &rotated,
+            vec![],
+            &[
+                "rotated/projected coordinates need 2-D latitude/longitude",
+                "rlat",
+            ],
+        ),
+        (
+            &renamed,
+            vec![],
+            &[
+                "rotated/projected coordinates need 2-D latitude/longitude",
+                "not geographic",
+            ],
+        ),
+        (&unsorted, vec![], &["not sorted", "step 3"]),
+        (&duplicated, vec![], &["duplicated", "step 2"]),
+        (
+            &bad_scale,
+            vec!["--tasmax-var", "tx_packed"],
+            &["variable \"tx_packed\"", "packed data: scale_factor"],
+        ),
+    ];
+    for (bad, extra, says) in cases {
+        let mut args = vec!["--input", good.to_str().unwrap(), bad.to_str().unwrap()];
+        args.extend(extra);
+        let mut cmd = support::job(
+            &db.url,
+            env!("CARGO_BIN_EXE_hazard-timeseries-batch"),
+            &args,
+        );
+        cmd.env_remove("HAZARD_INPUTS");
+        let done = support::run(cmd);
+        assert_eq!(done.code, 65, "{}: {}", bad.display(), done.all_output());
+        let error = done.summary()["error"].as_str().unwrap().to_string();
+        eprintln!("exit 65: {error}");
+        assert!(
+            error.contains(bad.to_str().unwrap()),
+            "names the file: {error}"
+        );
+        for phrase in says {
+            assert!(error.contains(phrase), "expected {phrase:?} in: {error}");
+        }
+        assert_eq!(
+            db.count("SELECT count(*) FROM hazard_results"),
+            0,
+            "{error}"
+        );
+    }
+}
+
+#[test]
+fn curvilinear_and_packed_files_open_with_geographic_points() {
+    let fx = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hazard");
+    // WRF: XLAT(Time, y, x) float32; the points are its first step, row-major.
+    let wrf = open(&fx.join("wrf_xlat_xlong.nc")).unwrap();
+    assert_eq!(wrf.layout(), Layout::Grid { nlat: 2, nlon: 3 });
+    assert_eq!(
+        wrf.points()[4].0,
+        f64::from(34.2f32 + 0.27 * 1.0 + 0.01 * 1.0)
+    );
+    // ERA5: valid_time axis, lon 300 stored as -60, pr in m.
+    let era5 = open(&fx.join("era5_valid_time_m.nc")).unwrap();
+    assert_eq!(era5.points()[1], (37.75, -60.0));
+    assert_eq!(era5.units(Variable::Pr), Some(Unit::MPerDay));
+    assert_eq!(era5.dates()[0], CfDate::new(2023, 1, 1));
+    // Packed: precision as xarray decodes (float32 / float64 coefficients).
+    let packed = open(&fx.join("packed_int16.nc")).unwrap();
+    assert_eq!(packed.precision(Variable::Tasmax), Some(Precision::F32));
+    assert_eq!(packed.precision(Variable::Tasmin), Some(Precision::F64));
+    let tx = packed.read_block(Variable::Tasmax, 0..1, 0..1).unwrap();
+    assert!(
+        tx[0] > 250.0 && tx[0] < 300.0,
+        "decoded, not raw: {}",
+        tx[0]
+    );
+    let julian = open(&fx.join("julian_lon360.nc")).unwrap();
+    assert_eq!(julian.calendar(), Calendar::Julian);
+    assert!(julian.dates().contains(&CfDate::new(2100, 2, 29)));
+    assert_eq!(
+        julian.points().iter().map(|p| p.1).collect::<Vec<_>>(),
+        vec![-10.0, -0.25, 0.25, -180.0]
+    );
 }

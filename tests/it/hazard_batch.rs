@@ -281,7 +281,7 @@ fn bad_input_exits_65_naming_file_and_variable_and_writes_nothing() {
             Var::f32("pr", "kg m-2 s-1", vec![1e-5; 4]),
         ];
     });
-    let calendar = small_file(&dir, "julian.nc", |s| s.calendar = Some("julian".into()));
+    let calendar = small_file(&dir, "lunar.nc", |s| s.calendar = Some("lunar".into()));
     let missing = dir.path("missing.nc");
 
     let cases: Vec<(PathBuf, Vec<&str>, &str)> = vec![
@@ -299,7 +299,7 @@ fn bad_input_exits_65_naming_file_and_variable_and_writes_nothing() {
             "variable \"pr\": unknown units \"furlongs/fortnight\"",
         ),
         (no_time.clone(), vec![], "no time axis"),
-        (calendar.clone(), vec![], "unsupported calendar \"julian\""),
+        (calendar.clone(), vec![], "unsupported calendar \"lunar\""),
     ];
     for (bad, extra, says) in cases {
         // The good file comes first: validation of every input precedes any write.
