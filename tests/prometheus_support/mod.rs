@@ -6,13 +6,24 @@
 #![allow(dead_code)]
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub struct Monitoring {
     pub pushgateway: String,
     pub prometheus: String,
     pub dir: PathBuf,
+    children: Vec<Child>,
+}
+
+impl Drop for Monitoring {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 fn free_port() -> u16 {
@@ -124,6 +135,7 @@ impl Monitoring {
             pushgateway: format!("http://127.0.0.1:{gw_port}"),
             prometheus: format!("http://127.0.0.1:{prom_port}"),
             dir,
+            children: vec![gateway, prometheus],
         };
         wait_ready(
             &format!("{}/-/ready", m.pushgateway),
