@@ -89,6 +89,9 @@ fn job_rules(job: &JobSpec, opts: &RulesOptions, rules: &mut Vec<Value>) {
     let name = &job.name;
     let late = job.late_after_secs();
     let labels = |severity: &str| json!({"severity": severity, "cronjob": name});
+    // Two rules of one alert: `reason` tells them apart (and promtool's lint).
+    let late_labels =
+        |reason: &str| json!({"severity": "warning", "cronjob": name, "reason": reason});
     rules.push(alert(
         opts,
         "ClimateJobLate",
@@ -96,7 +99,7 @@ fn job_rules(job: &JobSpec, opts: &RulesOptions, rules: &mut Vec<Value>) {
             "time() - climate_job_last_success_timestamp_seconds{{cronjob=\"{name}\"}} > {late}"
         ),
         None,
-        labels("warning"),
+        late_labels("last-success-too-old"),
         &format!(
             "{name} has not succeeded for {{{{ $value | humanizeDuration }}}} \
              (schedule {:?}: late after {})",
@@ -111,7 +114,7 @@ fn job_rules(job: &JobSpec, opts: &RulesOptions, rules: &mut Vec<Value>) {
         "ClimateJobLate",
         format!("absent(climate_job_last_success_timestamp_seconds{{cronjob=\"{name}\"}})"),
         Some(late),
-        labels("warning"),
+        late_labels("no-success-recorded"),
         &format!(
             "{name} has no recorded success for {} (schedule {:?})",
             dur(late),
@@ -173,7 +176,7 @@ pub fn render(file: &JobsFile, opts: &RulesOptions) -> Value {
             .into(),
         None,
         json!({"severity": "warning"}),
-        "{{ $labels.cronjob }} has {{ $value }} more open dead letters than an hour ago",
+        "{{ $labels.cronjob }} has about {{ printf \"%.0f\" $value }} more open dead letters than an hour ago",
     ));
     json!({"groups": [{"name": GROUP, "rules": rules}]})
 }
