@@ -131,7 +131,7 @@ pub struct CommonArgs {
     #[command(flatten)]
     pub log: LogArgs,
     #[command(flatten)]
-    pub metrics: crate::metrics::publish::MetricsArgs,
+    pub metrics: crate::metrics::publish::RunMetricsArgs,
 }
 
 #[cfg(test)]

@@ -36,10 +36,12 @@ fn info(common: &CommonArgs) -> Info {
     }
 }
 
-/// How long a push at the start or end of a run may take.
+/// How long a push at the start or end of a run may take: at most 5 s and
+/// a quarter of the grace (after a signal the drain leaves that much of it
+/// to record the run), at least 500 ms.
 fn budget(common: &CommonArgs) -> Duration {
     PUSH_BUDGET
-        .min(common.run.grace)
+        .min(common.run.grace / 4)
         .max(Duration::from_millis(500))
 }
 
@@ -74,7 +76,7 @@ fn bounded(
 /// (what the `ClimateJobStuck` alert watches) and the info metric. Only
 /// those names are replaced; the last finished run's other metrics stay.
 pub async fn publish_run_start(common: &CommonArgs, job: &str) {
-    if !common.metrics.enabled() {
+    if !common.metrics.publish.enabled() {
         return;
     }
     let m = JobMetrics {
@@ -87,7 +89,7 @@ pub async fn publish_run_start(common: &CommonArgs, job: &str) {
         info: Some(info(common)),
         ..JobMetrics::default()
     };
-    let args = common.metrics.clone();
+    let args = common.metrics.publish.clone();
     let limit = budget(common);
     // Awaited (bounded), so it can never land after the end-of-run push.
     let _ = tokio::task::spawn_blocking(move || {
@@ -104,7 +106,7 @@ pub async fn publish_run_start(common: &CommonArgs, job: &str) {
 /// success, dead letters, data ages). If the database cannot be read the
 /// run's own metrics are still pushed, replacing only their names.
 pub fn publish_run_end(common: &CommonArgs, summary: &RunSummary) {
-    if !common.metrics.enabled() || summary.dry_run {
+    if !common.metrics.publish.enabled() || summary.dry_run {
         return;
     }
     let limit = budget(common);
@@ -125,7 +127,7 @@ pub fn publish_run_end(common: &CommonArgs, summary: &RunSummary) {
         let left = limit
             .saturating_sub(started.elapsed())
             .max(Duration::from_millis(200));
-        publish::publish(&common.metrics, &m, replace, left)?;
+        publish::publish(&common.metrics.publish, &m, replace, left)?;
         Ok(format!("published {} ({})", summary.status, summary.job))
     });
 }

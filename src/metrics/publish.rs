@@ -21,7 +21,7 @@ pub const PUSH_BUDGET: Duration = Duration::from_secs(5);
 pub struct MetricsArgs {
     /// Prometheus Pushgateway to push the run's metrics to, e.g.
     /// http://pushgateway.monitoring:9091. Grouping key job="climate_jobs",
-    /// cronjob=<job>. A push takes at most 5 s (less if --grace is shorter),
+    /// cronjob=<job>. A push takes at most 5 s and a quarter of --grace,
     /// never changes the exit code, and a failed push is logged. Default: no push.
     #[arg(long, env = "PUSHGATEWAY_URL", value_name = "URL")]
     pub pushgateway_url: Option<String>,
@@ -31,6 +31,14 @@ pub struct MetricsArgs {
     /// place. Default: none.
     #[arg(long, env = "CLIMATE_JOBS_METRICS_TEXTFILE", value_name = "DIR")]
     pub metrics_textfile: Option<PathBuf>,
+}
+
+/// A job binary's metrics flags: where to publish, and what the process
+/// cannot know by itself.
+#[derive(Debug, Clone, Default, Args)]
+pub struct RunMetricsArgs {
+    #[command(flatten)]
+    pub publish: MetricsArgs,
 
     /// The job's cron schedule, only for the schedule label of
     /// climate_job_info (a process does not know its scheduler's settings).
