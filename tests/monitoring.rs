@@ -226,6 +226,17 @@ fn a_succeeding_and_a_failing_run_reach_prometheus_with_their_values() {
         |_| true,
     );
     assert!((kept - success_at).abs() < 0.001, "{kept} vs {success_at}");
+    // The textfile likewise keeps what this run could not read.
+    let text =
+        std::fs::read_to_string(textfile.join("climate_jobs_canary.prom")).expect("textfile");
+    assert!(
+        text.contains("climate_job_last_exit_code{cronjob=\"canary\"} 69\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("climate_job_last_success_timestamp_seconds{cronjob=\"canary\"}"),
+        "{text}"
+    );
 }
 
 #[test]

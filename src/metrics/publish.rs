@@ -114,17 +114,45 @@ pub fn textfile_path(dir: &Path, job: &str) -> PathBuf {
     dir.join(format!("climate_jobs_{job}.prom"))
 }
 
+/// The metric name a line of an exposition belongs to.
+fn family_of(line: &str) -> Option<&str> {
+    let rest = line
+        .strip_prefix("# HELP ")
+        .or_else(|| line.strip_prefix("# TYPE "))
+        .unwrap_or(line);
+    rest.split(['{', ' '])
+        .next()
+        .filter(|n| !n.is_empty() && !n.starts_with('#'))
+}
+
 /// Writes the job's metrics (with a `cronjob` label on every sample) to
 /// its textfile atomically: a reader sees the old file or the new one. The
 /// temporary name does not end in `.prom`, so the collector never reads it.
-pub fn write_textfile(dir: &Path, m: &JobMetrics) -> Result<PathBuf> {
+/// With [`Replace::Names`] the old file's other metrics are kept, as the
+/// Pushgateway keeps them.
+pub fn write_textfile(dir: &Path, m: &JobMetrics, replace: Replace) -> Result<PathBuf> {
     let path = textfile_path(dir, &m.job);
     let tmp = dir.join(format!(
         ".climate_jobs_{}.prom.{}.tmp",
         m.job,
         std::process::id()
     ));
-    let text = m.to_text(&[("cronjob", &m.job)]);
+    let mut text = m.to_text(&[("cronjob", &m.job)]);
+    if replace == Replace::Names
+        && let Ok(old) = std::fs::read_to_string(&path)
+    {
+        let pushed: Vec<String> = text
+            .lines()
+            .filter_map(family_of)
+            .map(String::from)
+            .collect();
+        for line in old.lines() {
+            if family_of(line).is_some_and(|f| !pushed.iter().any(|p| p == f)) {
+                text.push_str(line);
+                text.push('\n');
+            }
+        }
+    }
     std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
     if let Err(e) = std::fs::rename(&tmp, &path) {
         let _ = std::fs::remove_file(&tmp);
@@ -142,7 +170,7 @@ pub fn publish(
 ) -> Result<()> {
     let mut problems = Vec::new();
     if let Some(dir) = &args.metrics_textfile
-        && let Err(e) = write_textfile(dir, m)
+        && let Err(e) = write_textfile(dir, m, replace)
     {
         problems.push(format!("{e:#}"));
     }
@@ -170,4 +198,52 @@ pub fn cgroup_memory_limit() -> Option<u64> {
             .filter(|b| *b < (1u64 << 62))
     };
     v2.or_else(v1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::exposition::LastRun;
+
+    #[test]
+    fn a_partial_textfile_write_keeps_the_other_metrics() {
+        let dir =
+            std::env::temp_dir().join(format!("climate-jobs-textfile-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let run = |status: &str| LastRun {
+            status: status.into(),
+            at: 100.0,
+            exit_code: Some(0),
+            ..LastRun::default()
+        };
+        let full = JobMetrics {
+            job: "canary".into(),
+            last_run: Some(run("succeeded")),
+            last_success: Some(100.0),
+            ..JobMetrics::default()
+        };
+        write_textfile(&dir, &full, Replace::Group).unwrap();
+        let partial = JobMetrics {
+            job: "canary".into(),
+            last_run: Some(run("running")),
+            ..JobMetrics::default()
+        };
+        let path = write_textfile(&dir, &partial, Replace::Names).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("status=\"running\""), "{text}");
+        assert!(!text.contains("status=\"succeeded\""), "{text}");
+        assert!(
+            text.contains("climate_job_last_success_timestamp_seconds{cronjob=\"canary\"} 100\n"),
+            "{text}"
+        );
+        assert_eq!(
+            text.matches("# TYPE climate_job_last_exit_code").count(),
+            1,
+            "{text}"
+        );
+        write_textfile(&dir, &partial, Replace::Group).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains("last_success"), "{text}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
