@@ -382,3 +382,52 @@ pub async fn run(
     }
     Ok(ExitCode::Success)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        parse_now(s).unwrap()
+    }
+
+    #[test]
+    fn last_due_is_the_latest_schedule_that_should_have_finished() {
+        let file = manifest::parse(
+            r#"
+jobs:
+  nightly:
+    binary: jobctl
+    schedule: "0 2 * * *"
+    timeout: 2h
+    task_timeout: 20m
+    grace: 20s
+    secrets:
+      DATABASE_URL: {secret: s, key: k}
+"#,
+        )
+        .unwrap();
+        let job = &file.jobs[0];
+        // 02:00 + starting deadline 1h + attempt (2h + 20s + 60s) = 05:01:20.
+        assert_eq!(
+            last_due(job, at("2026-11-29T05:01:19Z")),
+            Some(at("2026-11-28T02:00:00Z"))
+        );
+        assert_eq!(
+            last_due(job, at("2026-11-29T05:01:20Z")),
+            Some(at("2026-11-29T02:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn short_durations_read_at_a_glance() {
+        let s = chrono::Duration::seconds;
+        assert_eq!(short(s(-5)), "0s");
+        assert_eq!(short(s(59)), "59s");
+        assert_eq!(short(s(61)), "1m");
+        assert_eq!(short(s(7200)), "2h");
+        assert_eq!(short(s(7260)), "2h 1m");
+        assert_eq!(short(s(86_400 * 9 + 3600 * 12)), "9d 12h");
+        assert!(parse_now("yesterday").unwrap_err().contains("RFC 3339"));
+    }
+}
