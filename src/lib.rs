@@ -13,6 +13,7 @@ pub mod harness;
 pub mod hazard;
 pub mod jobs;
 pub mod manifest;
+pub mod metrics;
 pub mod ops;
 pub mod probability;
 pub mod scope;

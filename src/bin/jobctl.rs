@@ -6,7 +6,10 @@
 //!   the wiring: image, scheduler, secret, network, database, lock, ledger.
 //! * `jobctl runs` shows the run history; `jobctl check` validates jobs.yaml.
 //! * `jobctl demo-data --out DIR` writes synthetic sample inputs.
-//! * `jobctl render k8s|aca` writes the scheduler manifests from jobs.yaml.
+//! * `jobctl render k8s|aca|prometheus-rules` writes the scheduler
+//!   manifests and the alert rules from jobs.yaml.
+//! * `jobctl status` says which jobs are ok, late, failing or stuck;
+//!   `jobctl metrics push` republishes the ledger's view as metrics.
 //!
 //! By hand: `DATABASE_URL=postgres://… jobctl migrate && jobctl canary --tasks 20`.
 
@@ -21,6 +24,7 @@ use climate_jobs::harness::command::run_command;
 use climate_jobs::harness::dead_letter;
 use climate_jobs::harness::{self, CommonArgs, ExitCode};
 use climate_jobs::jobs::canary::Canary;
+use climate_jobs::metrics::publish::MetricsArgs;
 use climate_jobs::ops;
 use climate_jobs::scope::YearRange;
 
@@ -103,9 +107,56 @@ enum Command {
         #[arg(long, default_value = "jobs.yaml")]
         file: PathBuf,
     },
-    /// Write scheduler manifests from jobs.yaml.
+    /// Write scheduler manifests or alert rules from jobs.yaml.
     #[command(subcommand)]
     Render(RenderCommand),
+    /// One line per job of jobs.yaml: ok, running, late, failing, stuck or
+    /// never-run; last run, last success, next due, open dead letters, data
+    /// age. Exits 0 when none is late, failing or stuck, 1 otherwise.
+    Status {
+        /// The jobs file: schedules, deadlines, freshness.
+        #[arg(long, default_value = "jobs.yaml")]
+        file: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// For tests: judge as if it were this RFC 3339 time (default: now).
+        #[arg(long, hide = true, value_parser = ops::status::parse_now)]
+        now: Option<chrono::DateTime<chrono::Utc>>,
+        #[command(flatten)]
+        database: DatabaseArgs,
+        #[command(flatten)]
+        log: LogArgs,
+    },
+    /// Publish job metrics from the ledger.
+    #[command(subcommand)]
+    Metrics(MetricsCommand),
+}
+
+#[derive(Subcommand)]
+enum MetricsCommand {
+    /// Publish each job's metrics as the ledger knows them, for runs that
+    /// could not push their own (killed, abandoned). Marks runs whose
+    /// heartbeat stopped `abandoned` first.
+    Push {
+        /// Only this job (repeatable); default: every job in job_runs and --file.
+        #[arg(long = "job", value_name = "NAME")]
+        jobs: Vec<String>,
+        /// jobs.yaml, for each job's schedule, timeout and memory limit
+        /// (climate_job_info, climate_job_memory_limit_bytes). Default: none.
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// A `running` row whose heartbeat is older than this belongs to a
+        /// dead process (six of the default 5 s heartbeats).
+        #[arg(long, default_value = "30s", value_parser = parse_duration, value_name = "DUR")]
+        stale_after: Duration,
+        #[command(flatten)]
+        metrics: MetricsArgs,
+        #[command(flatten)]
+        database: DatabaseArgs,
+        #[command(flatten)]
+        log: LogArgs,
+    },
 }
 
 #[derive(Subcommand)]
@@ -140,6 +191,17 @@ enum RenderCommand {
         /// Private registry server to pull the image from with --identity.
         #[arg(long)]
         registry: Option<String>,
+        #[command(flatten)]
+        io: RenderIo,
+    },
+    /// Prometheus alert rules (late, failed, stuck, dead letters growing,
+    /// data stale) on the metrics every run pushes.
+    PrometheusRules {
+        /// URL of this README as your team reads it, e.g.
+        /// https://git.example/climate-jobs/blob/main/README.md; each alert
+        /// links to its section there (what it means, what to do).
+        #[arg(long, value_name = "URL")]
+        runbook_base: String,
         #[command(flatten)]
         io: RenderIo,
     },
@@ -323,11 +385,47 @@ fn main() {
         },
         Command::Check { file } => std::process::exit(ops::check::run(&file).code()),
         Command::Render(cmd) => std::process::exit(render(cmd).code()),
+        Command::Status {
+            file,
+            json,
+            now,
+            database,
+            log,
+        } => {
+            let jobs = match ops::render::load(&file) {
+                Ok(jobs) => jobs,
+                Err(code) => std::process::exit(code.code()),
+            };
+            run_command(log.log_format, || async move {
+                ops::status::run(&database, &jobs, json, now).await
+            })
+        }
+        Command::Metrics(MetricsCommand::Push {
+            jobs,
+            file,
+            stale_after,
+            metrics,
+            database,
+            log,
+        }) => {
+            let spec = match file.as_deref().map(ops::render::load).transpose() {
+                Ok(spec) => spec,
+                Err(code) => std::process::exit(code.code()),
+            };
+            run_command(log.log_format, || async move {
+                let opts = ops::metrics_push::PushOptions {
+                    jobs: &jobs,
+                    file: spec.as_ref(),
+                    stale_after,
+                };
+                ops::metrics_push::run(&database, &metrics, &opts).await
+            })
+        }
     }
 }
 
 fn render(cmd: RenderCommand) -> ExitCode {
-    use climate_jobs::manifest::{aca, k8s};
+    use climate_jobs::manifest::{aca, k8s, prometheus};
     let usage = |msg: String| {
         eprintln!("jobctl render: {msg}");
         ExitCode::Usage
@@ -379,6 +477,21 @@ fn render(cmd: RenderCommand) -> ExitCode {
                 Err(code) => return code,
             };
             ops::render::write(&aca::render(&file, &opts), &io.out)
+        }
+        RenderCommand::PrometheusRules { runbook_base, io } => {
+            let opts = prometheus::RulesOptions { runbook_base };
+            if let Err(e) = opts.check() {
+                return usage(e);
+            }
+            let file = match ops::render::load(&io.file) {
+                Ok(file) => file,
+                Err(code) => return code,
+            };
+            let doc = (
+                prometheus::GROUP.to_string(),
+                prometheus::render(&file, &opts),
+            );
+            ops::render::write(&[doc], &io.out)
         }
     }
 }

@@ -130,6 +130,8 @@ pub struct CommonArgs {
     pub run: RunArgs,
     #[command(flatten)]
     pub log: LogArgs,
+    #[command(flatten)]
+    pub metrics: crate::metrics::publish::RunMetricsArgs,
 }
 
 #[cfg(test)]

@@ -368,6 +368,64 @@ pub async fn purge_resolved(client: &Client, cutoff: DateTime<Utc>) -> Result<u6
         .context("purging resolved letters")
 }
 
+/// Letters of each of `jobs` that are not resolved (pending, running or
+/// dead): what an operator still has to look at.
+pub async fn count_unresolved_by_job(
+    client: &Client,
+    jobs: &[&str],
+) -> Result<std::collections::HashMap<String, i64>> {
+    let rows = client
+        .query(
+            "SELECT job, count(*) FROM dead_letters
+              WHERE job = ANY($1) AND status <> 'resolved' GROUP BY job",
+            &[&jobs],
+        )
+        .await
+        .context("counting unresolved dead letters")?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+/// Letters of `job` in each status, every status listed (zeros included) so
+/// a count that falls to zero is seen falling.
+pub async fn count_by_status(client: &Client, job: &str) -> Result<Vec<(LetterStatus, u64)>> {
+    let statuses: Vec<&str> = LetterStatus::ALL.iter().map(|s| s.as_str()).collect();
+    let rows = client
+        .query(
+            "SELECT s, count(d.id) FROM unnest($2::text[]) WITH ORDINALITY AS t(s, i)
+               LEFT JOIN dead_letters d ON d.status = t.s AND d.job = $1
+              GROUP BY s, i ORDER BY i",
+            &[&job, &statuses],
+        )
+        .await
+        .context("counting dead letters by status")?;
+    rows.iter()
+        .map(|r| {
+            let s: String = r.get(0);
+            let status = LetterStatus::parse(&s)
+                .with_context(|| format!("dead letter status {s:?} is not a known state"))?;
+            Ok((status, u64::try_from(r.get::<_, i64>(1)).unwrap_or(0)))
+        })
+        .collect()
+}
+
+/// Chunks of run `run_id` of `job` dead-lettered as infrastructure failures.
+pub async fn count_infrastructure_failures(
+    client: &Client,
+    job: &str,
+    run_id: Uuid,
+) -> Result<u64> {
+    let n: i64 = client
+        .query_one(
+            "SELECT count(*) FROM dead_letters
+              WHERE job = $1 AND last_run_id = $2 AND error_kind = 'infrastructure'",
+            &[&job, &run_id],
+        )
+        .await
+        .context("counting the run's infrastructure failures in dead_letters")?
+        .get(0);
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
 /// How long to wait after the `retries`-th failed re-run of a letter:
 /// exponential from `base` (retries = 1), capped at `cap`, with
 /// "equal jitter" (half fixed, half random by `unit` in [0, 1)) so retries

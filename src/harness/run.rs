@@ -112,6 +112,8 @@ pub fn run<J: Job>(job: J) -> ! {
             "run finished"
         ),
     }
+    // After the ledger row is final; bounded, never changes the exit code.
+    crate::metrics::publish_run_end(&common, &summary);
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{}", summary.to_line());
     let _ = out.flush();
@@ -301,6 +303,7 @@ impl<J: Job> Controller<J> {
         }
         ledger.begin(&args).await?;
         tracing::info!(args = %args, "run started");
+        crate::metrics::publish_run_start(common, self.job.name()).await;
         Ok(Ok(Session { db, ledger, faults }))
     }
 

@@ -16,8 +16,10 @@ use serde_json::Value;
 use crate::harness::args::{format_duration, parse_duration};
 
 pub mod aca;
+pub mod freshness;
 pub mod k8s;
 pub mod limits;
+pub mod prometheus;
 pub mod quantity;
 
 use quantity::Quantity;
@@ -94,6 +96,8 @@ pub struct JobSpec {
     /// Read-only data volumes (e.g. the hazard batch's NetCDF inputs), by
     /// name; none by default.
     pub volumes: BTreeMap<String, VolumeSpec>,
+    /// How old its output data may get (`freshness:`); none by default.
+    pub freshness: Option<freshness::Freshness>,
 }
 
 /// A read-only data volume: a PersistentVolumeClaim on Kubernetes, an
@@ -135,6 +139,11 @@ impl JobSpec {
     /// ACA `replicaTimeout` and one pod's share of `activeDeadlineSeconds`.
     pub fn attempt_secs(&self) -> u64 {
         limits::attempt_secs(self.timeout, self.grace)
+    }
+
+    /// A success older than this is late (see [`freshness::late_after_secs`]).
+    pub fn late_after_secs(&self) -> u64 {
+        freshness::late_after_secs(&self.schedule, self.timeout, self.grace)
     }
 
     pub fn active_deadline_secs(&self) -> u64 {
@@ -210,6 +219,7 @@ const FIELDS: &[&str] = &[
     "secrets",
     "env",
     "volumes",
+    "freshness",
 ];
 
 /// Parses and validates jobs.yaml text; returns every problem found, not
@@ -559,6 +569,13 @@ fn parse_job(name: &str, body: &Value) -> Result<JobSpec, Vec<ManifestError>> {
             ));
         }
     }
+    let late_after = match (&schedule, timeout, grace) {
+        (Some(s), Some(t), Some(g)) if check_cron(s).is_ok() => {
+            Some(freshness::late_after_secs(s, t, g))
+        }
+        _ => None,
+    };
+    let freshness = freshness::parse(fields.get("freshness"), late_after, &err, &mut errors);
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -571,7 +588,7 @@ fn parse_job(name: &str, body: &Value) -> Result<JobSpec, Vec<ManifestError>> {
         concurrency,
         args,
         (replicas, retries, cpu_millis, memory_bytes),
-        (env, secrets, volumes),
+        (env, secrets, volumes, freshness),
     ) {
         (
             Some(binary),
@@ -582,7 +599,7 @@ fn parse_job(name: &str, body: &Value) -> Result<JobSpec, Vec<ManifestError>> {
             Some(concurrency),
             Some(args),
             (Some(replicas), Some(retries), Some(cpu_millis), Some(memory_bytes)),
-            (Some(env), Some(secrets), Some(volumes)),
+            (Some(env), Some(secrets), Some(volumes), Some(freshness)),
         ) => Ok(JobSpec {
             name: name.to_string(),
             description,
@@ -602,6 +619,7 @@ fn parse_job(name: &str, body: &Value) -> Result<JobSpec, Vec<ManifestError>> {
             secrets,
             env,
             volumes,
+            freshness,
         }),
         _ => Err(vec![err(None, "incomplete job".into())]),
     }

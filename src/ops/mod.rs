@@ -4,9 +4,11 @@
 pub mod check;
 pub mod demo_data;
 pub mod dlq;
+pub mod metrics_push;
 pub mod migrate;
 pub mod regions;
 pub mod render;
 pub mod runs;
 pub mod smoke;
+pub mod status;
 pub mod throwaway_pg;

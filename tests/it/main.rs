@@ -6,8 +6,10 @@
 
 mod common;
 mod deploy_support;
+mod prometheus_support;
 mod support;
 
+mod alert_rules;
 mod architecture;
 mod cache_and_dlq;
 mod check;
@@ -17,8 +19,10 @@ mod dockerfile;
 mod harness;
 mod hazard_batch;
 mod hazard_fixtures;
+mod monitoring;
 mod probability_batch;
 mod probability_fixtures;
 mod render;
 mod replicas;
 mod smoke;
+mod status;
