@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use netcdf::types::{FloatType, NcVariableType};
 use netcdf::{AttributeValue, Extent, Extents, NcTypeDescriptor};
 
-use super::calendar::{Calendar, CfDate, decode_time};
+use super::calendar::{Calendar, CfDate};
 use super::error::{InputError, InputErrorKind as K};
 use super::units;
 use crate::hazard::{Precision, Sample, Unit, Variable};
@@ -66,6 +66,8 @@ pub struct ClimateFile {
     layout: Layout,
     points: Vec<(f64, f64)>,
     dates: Vec<CfDate>,
+    /// Calendar day number of every step (strictly increasing; a gap is a missing day).
+    day_numbers: Vec<i64>,
     calendar: Calendar,
     scenario: Option<String>,
     vars: [Option<VarMeta>; 3],
@@ -140,9 +142,14 @@ impl ClimateFile {
         self.layout
     }
 
-    /// The date of every time step (consecutive days).
+    /// The date of every time step (increasing; days between steps are missing days).
     pub fn dates(&self) -> &[CfDate] {
         &self.dates
+    }
+
+    /// The calendar day number ([`Calendar::day_number`]) of every time step.
+    pub fn day_numbers(&self) -> &[i64] {
+        &self.day_numbers
     }
 
     pub fn calendar(&self) -> Calendar {
@@ -611,8 +618,10 @@ fn validate(
             K::NoTimeAxis("the time axis is empty".into()),
         ));
     }
-    let dates = decode_time(&raw_time, &time_units, calendar)
+    // A gap in the axis is kept (missing days); backwards or repeated steps are refused.
+    let day_numbers = super::time_steps::decode_day_numbers(&raw_time, &time_units, calendar)
         .map_err(|e| at(Some("time"), K::BadTimeAxis(e)))?;
+    let dates = day_numbers.iter().map(|&n| calendar.date(n)).collect();
 
     let scenario = nc
         .attribute("experiment_id")
@@ -629,6 +638,7 @@ fn validate(
         layout,
         points,
         dates,
+        day_numbers,
         calendar,
         scenario,
         vars,
