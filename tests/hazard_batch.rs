@@ -205,8 +205,9 @@ fn a_failed_chunk_is_dead_lettered_the_others_are_written_and_a_rerun_repairs_it
     let payload: serde_json::Value =
         serde_json::from_str(letters[0][0].as_deref().unwrap()).unwrap();
     assert_eq!(payload["points"], serde_json::json!([16, 32]));
-    assert_eq!(payload["file"], input.to_str().unwrap());
-    assert_eq!(payload["scenario"], "ssp126");
+    // The payload carries what redoes the chunk: the dataset and its files.
+    assert_eq!(payload["files"][0]["path"], input.to_str().unwrap());
+    assert_eq!(payload["dataset"]["scenario"], "ssp126");
     // The payload's points are exactly the ones missing from the table.
     let file = ClimateFile::open(&input, &VariableNames::default(), &Variable::ALL).unwrap();
     for (i, (lat, lon)) in file.points().iter().enumerate() {
@@ -281,7 +282,7 @@ fn bad_input_exits_65_naming_file_and_variable_and_writes_nothing() {
             Var::f32("pr", "kg m-2 s-1", vec![1e-5; 4]),
         ];
     });
-    let calendar = small_file(&dir, "julian.nc", |s| s.calendar = Some("julian".into()));
+    let calendar = small_file(&dir, "lunar.nc", |s| s.calendar = Some("lunar".into()));
     let missing = dir.path("missing.nc");
 
     let cases: Vec<(PathBuf, Vec<&str>, &str)> = vec![
@@ -299,7 +300,7 @@ fn bad_input_exits_65_naming_file_and_variable_and_writes_nothing() {
             "variable \"pr\": unknown units \"furlongs/fortnight\"",
         ),
         (no_time.clone(), vec![], "no time axis"),
-        (calendar.clone(), vec![], "unsupported calendar \"julian\""),
+        (calendar.clone(), vec![], "unsupported calendar \"lunar\""),
     ];
     for (bad, extra, says) in cases {
         // The good file comes first: validation of every input precedes any write.

@@ -6,7 +6,7 @@ mod support;
 use std::path::PathBuf;
 use std::process::Command;
 
-use climate_jobs::jobs::probability_batch::fit_series;
+use climate_jobs::jobs::probability_batch::{SeriesRow, fit_series};
 use climate_jobs::probability::default_configs;
 use support::{Finished, TestDb, run};
 
@@ -52,12 +52,19 @@ fn every_series_year_gets_a_row_equal_to_the_pure_fit_with_bins_summing_to_one()
     assert_eq!(summary["tasks_done"], 3, "20 points in chunks of 8");
 
     // What the pure code computes from the same hazard rows.
-    let series: Vec<(i32, String, String, i16, f64)> = db
-        .rows("SELECT grid_id, scenario, risk_type, year, value FROM hazard_results ORDER BY 1, 2, 3, 4")
+    let series: Vec<SeriesRow> = db
+        .rows("SELECT grid_id, dataset_id, scenario, risk_type, year, value FROM hazard_results ORDER BY 1, 2, 4, 5")
         .into_iter()
         .map(|r| {
             let s = |i: usize| r[i].clone().unwrap();
-            (s(0).parse().unwrap(), s(1), s(2), s(3).parse().unwrap(), s(4).parse().unwrap())
+            (
+                s(0).parse().unwrap(),
+                s(1).parse().unwrap(),
+                s(2),
+                s(3),
+                s(4).parse().unwrap(),
+                s(5).parse().unwrap(),
+            )
         })
         .collect();
     let (want, too_short) = fit_series(&series, &default_configs(), None, 30, 20);

@@ -369,7 +369,10 @@ mod tests {
         );
         let k = cmip6.key().unwrap();
         assert_eq!(k.model, "EC-Earth3-Veg/REMO2020");
-        assert_eq!((k.scenario.as_str(), k.member.as_str()), ("ssp370", "r1i1p1f1"));
+        assert_eq!(
+            (k.scenario.as_str(), k.member.as_str()),
+            ("ssp370", "r1i1p1f1")
+        );
     }
 
     #[test]

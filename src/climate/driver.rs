@@ -193,7 +193,9 @@ impl<'a> Dataset<'a> {
                 let (mut va, mut vb) = (Vec::new(), Vec::new());
                 for (f, v) in [(a, &mut va), (b, &mut vb)] {
                     match self.meta[var.index()].map(|m| m.1) {
-                        Some(Precision::F64) => read_file_days::<f64>(f, var, start..end, 0..np, v)?,
+                        Some(Precision::F64) => {
+                            read_file_days::<f64>(f, var, start..end, 0..np, v)?
+                        }
                         _ => read_file_days::<f32>(f, var, start..end, 0..np, v)?,
                     }
                 }
@@ -353,9 +355,9 @@ pub fn dataset_indices(
                 K::MissingVariable,
             ));
         };
-        let compiled = hazard
-            .compile(unit, precision)
-            .map_err(|e| InputError::new(path, Some(&var.to_string()), K::Invalid(e.to_string())))?;
+        let compiled = hazard.compile(unit, precision).map_err(|e| {
+            InputError::new(path, Some(&var.to_string()), K::Invalid(e.to_string()))
+        })?;
         let acc = Accumulator::new(compiled, np);
         match groups.iter_mut().find(|g| g.var == var) {
             Some(g) => g.accs.push((h, acc)),

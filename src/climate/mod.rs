@@ -16,8 +16,8 @@ mod time_steps;
 pub mod units;
 
 pub use crate::hazard::{Unit, Variable};
-pub use calendar::{Calendar, CfDate, decode_time, parse_time_units};
 pub use attributes::{FileAttributes, read_attributes};
+pub use calendar::{Calendar, CfDate, decode_time, parse_time_units};
 pub use driver::{AnnualValue, Dataset, annual_indices, dataset_indices};
 pub use error::{InputError, InputErrorKind};
 pub use file::{ClimateFile, Layout, VariableNames};

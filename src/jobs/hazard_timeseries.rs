@@ -14,7 +14,7 @@
 //! scope, so a dead letter can redo it.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use anyhow::{Context, Result};
@@ -237,7 +237,7 @@ struct FileSurvey {
     variables: Vec<Variable>,
 }
 
-fn survey_file(path: &PathBuf, names: &VariableNames, needed: &[Variable]) -> Result<FileSurvey> {
+fn survey_file(path: &Path, names: &VariableNames, needed: &[Variable]) -> Result<FileSurvey> {
     let attributes = read_attributes(path).map_err(bad_input)?;
     let file_name = path
         .file_name()
@@ -250,7 +250,7 @@ fn survey_file(path: &PathBuf, names: &VariableNames, needed: &[Variable]) -> Re
         .filter(|v| attributes.has_variable(names.get(*v)))
         .collect();
     Ok(FileSurvey {
-        path: path.clone(),
+        path: path.to_path_buf(),
         attributes,
         identity,
         variables,
@@ -287,8 +287,7 @@ fn survey_dataset(members: &[FileSurvey], names: &VariableNames) -> Result<Datas
     let mut files = Vec::with_capacity(members.len());
     for (m, f) in members.iter().zip(&opened) {
         let path = m.path.display().to_string();
-        let fp = fingerprint(&m.path)
-            .map_err(|e| BadInput(format!("{path}: cannot read: {e}")))?;
+        let fp = fingerprint(&m.path).map_err(|e| BadInput(format!("{path}: cannot read: {e}")))?;
         let variables: Vec<String> = m.variables.iter().map(|v| v.to_string()).collect();
         let (first, last) = (f.dates().first(), f.dates().last());
         files.push((
@@ -405,9 +404,7 @@ fn label_files(
             .map(|(v, n)| format!("{v} ({n} file(s))"))
             .collect();
         let hint = match label {
-            Label::Name(name) => format!(
-                "; to relabel an input write --{flag} OLD={name}"
-            ),
+            Label::Name(name) => format!("; to relabel an input write --{flag} OLD={name}"),
             Label::Relabel { .. } => String::new(),
         };
         return Err(UsageError(format!(
@@ -452,7 +449,9 @@ impl Job for HazardBatch {
 
     async fn plan(&self, ctx: &PlanContext) -> Result<Plan> {
         if self.inputs.is_empty() {
-            return Err(UsageError("no input: give one or more --input FILE|DIR|PATTERN".into()).into());
+            return Err(
+                UsageError("no input: give one or more --input FILE|DIR|PATTERN".into()).into(),
+            );
         }
         let hazards = self.selected_hazards()?;
         let needed = needed_variables(&hazards);
@@ -494,7 +493,10 @@ impl Job for HazardBatch {
             ));
         }
         if with_vars.is_empty() {
-            let first = without.first().map(|s| s.path.display().to_string()).unwrap_or_default();
+            let first = without
+                .first()
+                .map(|s| s.path.display().to_string())
+                .unwrap_or_default();
             return Err(BadInput(format!(
                 "{first}: no input holds any of the variables {} (variable not found)",
                 wanted.join(", ")
@@ -542,8 +544,10 @@ impl Job for HazardBatch {
                 .filter(|h| !s.variables.contains(&h.variable))
                 .collect();
             if !lacking.is_empty() {
-                let mut vars: Vec<String> =
-                    lacking.iter().map(|h| self.names.get(h.variable).to_string()).collect();
+                let mut vars: Vec<String> = lacking
+                    .iter()
+                    .map(|h| self.names.get(h.variable).to_string())
+                    .collect();
                 vars.dedup();
                 let names: Vec<String> = lacking.iter().map(|h| h.risk_type.to_string()).collect();
                 plan.description.push(format!(
@@ -691,7 +695,9 @@ impl Job for HazardBatch {
             if !out_of_scope.is_empty() {
                 return Err(UsageError(format!(
                     "--years {} / --points {} match no input: {}",
-                    self.years.map(|y| y.to_string()).unwrap_or_else(|| "all".into()),
+                    self.years
+                        .map(|y| y.to_string())
+                        .unwrap_or_else(|| "all".into()),
                     self.points,
                     out_of_scope.join("; ")
                 ))
@@ -700,7 +706,11 @@ impl Job for HazardBatch {
             let first = plan.description.first().cloned().unwrap_or_default();
             return Err(BadInput(format!(
                 "no dataset holds the variables of the selected hazards ({}): {first}",
-                hazards.iter().map(|h| h.risk_type.to_string()).collect::<Vec<_>>().join(", ")
+                hazards
+                    .iter()
+                    .map(|h| h.risk_type.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ))
             .into());
         }
@@ -777,9 +787,13 @@ impl Job for HazardBatch {
             .await
             .context("getting a database connection")?;
         // Outside the chunk's transaction: an existing dataset row is not locked.
-        let dataset_id =
-            datasets::ensure(&**client, &chunk.dataset, &chunk.convention, &chunk.attributes)
-                .await?;
+        let dataset_id = datasets::ensure(
+            &**client,
+            &chunk.dataset,
+            &chunk.convention,
+            &chunk.attributes,
+        )
+        .await?;
         let tx = client
             .transaction()
             .await

@@ -33,7 +33,9 @@ pub fn expand_inputs(specs: &[PathBuf]) -> Result<Vec<PathBuf>> {
         let found = if has_wildcard(&text) && !spec.exists() {
             let matched = glob(spec);
             if matched.is_empty() {
-                return Err(UsageError(format!("--input {text}: the pattern matches no file")).into());
+                return Err(
+                    UsageError(format!("--input {text}: the pattern matches no file")).into(),
+                );
             }
             let mut files = Vec::new();
             for m in matched {
@@ -71,7 +73,10 @@ fn walk_nc(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
         let entries = std::fs::read_dir(&d).map_err(|e| {
-            UsageError(format!("--input {}: cannot list the directory: {e}", d.display()))
+            UsageError(format!(
+                "--input {}: cannot list the directory: {e}",
+                d.display()
+            ))
         })?;
         for entry in entries.flatten() {
             let name = entry.file_name();
@@ -81,7 +86,10 @@ fn walk_nc(dir: &Path) -> Result<Vec<PathBuf>> {
             let path = entry.path();
             if path.is_dir() {
                 stack.push(path);
-            } else if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("nc")) {
+            } else if path
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("nc"))
+            {
                 files.push(path);
             }
         }
@@ -138,7 +146,9 @@ fn glob(pattern: &Path) -> Vec<PathBuf> {
 fn wildcard_match(p: &[u8], s: &[u8]) -> bool {
     match (p.first(), s.first()) {
         (None, None) => true,
-        (Some(b'*'), _) => wildcard_match(&p[1..], s) || (!s.is_empty() && wildcard_match(p, &s[1..])),
+        (Some(b'*'), _) => {
+            wildcard_match(&p[1..], s) || (!s.is_empty() && wildcard_match(p, &s[1..]))
+        }
         (Some(b'?'), Some(_)) => wildcard_match(&p[1..], &s[1..]),
         (Some(b'['), Some(&c)) => match p.iter().position(|&b| b == b']') {
             Some(end) if end > 1 => {
@@ -200,11 +210,19 @@ mod tests {
             std::fs::write(sub.join(n), b"x").unwrap();
         }
         std::fs::write(root.join("b,c.nc"), b"x").unwrap();
-        let got = expand_inputs(&[root.join("ssp245"), root.join("*/day/tas*.nc"), root.join("b,c.nc")])
-            .unwrap();
+        let got = expand_inputs(&[
+            root.join("ssp245"),
+            root.join("*/day/tas*.nc"),
+            root.join("b,c.nc"),
+        ])
+        .unwrap();
         assert_eq!(
             got,
-            [sub.join("pr_a.nc"), sub.join("tasmax_a.nc"), root.join("b,c.nc")]
+            [
+                sub.join("pr_a.nc"),
+                sub.join("tasmax_a.nc"),
+                root.join("b,c.nc")
+            ]
         );
         assert!(expand_inputs(&[root.join("*.zarr")]).is_err());
         std::fs::create_dir_all(root.join("empty")).unwrap();

@@ -139,8 +139,12 @@ pub fn fit_series(
     let mut series: Vec<(i32, f64)> = Vec::new();
     let mut start = 0;
     while start < rows.len() {
-        let (grid, dataset, scenario, risk) =
-            (&rows[start].0, &rows[start].1, &rows[start].2, &rows[start].3);
+        let (grid, dataset, scenario, risk) = (
+            &rows[start].0,
+            &rows[start].1,
+            &rows[start].2,
+            &rows[start].3,
+        );
         let mut end = start;
         while end < rows.len()
             && rows[end].0 == *grid
