@@ -707,3 +707,36 @@ fn migrating_a_schema_3_database_keeps_every_row_assigned_to_a_dataset() {
         "KR-11:ssp585:unknown:unknown:32"
     );
 }
+
+#[test]
+fn files_of_one_dataset_on_different_grids_exit_65_naming_both() {
+    let db = TestDb::migrated("hazard_grid_mismatch");
+    let dir = TempDir::new("grid-mismatch");
+    let days = 40;
+    let t = small_file(
+        &dir,
+        "tasmax_day_M_ssp245_r1i1p1f1_gn_20300101-20300209.nc",
+        |s| {
+            s.vars = vec![Var::f32("tasmax", "K", vec![300.0; days * 4])];
+        },
+    );
+    let p = small_file(
+        &dir,
+        "pr_day_M_ssp245_r1i1p1f1_gn_20300101-20300209.nc",
+        |s| {
+            s.grid = Grid::LatLon {
+                lats: vec![35.0, 36.0, 37.0],
+                lons: vec![127.0],
+            };
+            s.vars = vec![Var::f32("pr", "kg m-2 s-1", vec![1e-5; days * 3])];
+        },
+    );
+    let dir_path = t.parent().unwrap();
+    let done = run_batch(&db, &["--input", dir_path.to_str().unwrap()]);
+    assert_eq!(done.code, 65, "{}", done.all_output());
+    let error = done.summary()["error"].as_str().unwrap().to_string();
+    assert!(error.contains(t.to_str().unwrap()), "{error}");
+    assert!(error.contains(p.to_str().unwrap()), "{error}");
+    assert!(error.contains("must share the grid"), "{error}");
+    assert_eq!(db.count("SELECT count(*) FROM hazard_results"), 0);
+}
