@@ -50,22 +50,30 @@ pub struct DatasetFile {
     pub last_date: String,
 }
 
-/// Replaces the dataset's file list (after a full run over those files).
+/// Replaces the dataset's file list (after a full run over those files). Upserts rather than
+/// delete-and-insert, so two replicas recording the same run concurrently both succeed.
 pub async fn record_files(
     client: &impl GenericClient,
     id: i32,
     attributes: &serde_json::Value,
     files: &[DatasetFile],
 ) -> Result<()> {
+    let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
     client
-        .execute("DELETE FROM dataset_files WHERE dataset_id = $1", &[&id])
+        .execute(
+            "DELETE FROM dataset_files WHERE dataset_id = $1 AND NOT (path = ANY($2))",
+            &[&id, &paths],
+        )
         .await
-        .context("replacing dataset_files")?;
+        .context("removing files no longer in the dataset")?;
     for f in files {
         client
             .execute(
                 "INSERT INTO dataset_files (dataset_id, path, fingerprint, variables, first_date, last_date)
-                 VALUES ($1, $2, $3, $4, $5, $6)",
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (dataset_id, path) DO UPDATE SET fingerprint = EXCLUDED.fingerprint,
+                     variables = EXCLUDED.variables, first_date = EXCLUDED.first_date,
+                     last_date = EXCLUDED.last_date, recorded_at = now()",
                 &[&id, &f.path, &f.fingerprint, &f.variables, &f.first_date, &f.last_date],
             )
             .await
