@@ -9,7 +9,7 @@ CREATE TABLE datasets (
     model      text        NOT NULL,  -- CMIP6 source_id; CORDEX "<driving model>/<regional model>"
     member     text        NOT NULL,  -- variant_label; CORDEX the driving model's member
     grid       text        NOT NULL DEFAULT '',  -- grid_label, or the CORDEX domain
-    convention text        NOT NULL,  -- where the identity came from (cmip6, cordex, filename, none, migrated)
+    convention text        NOT NULL,  -- where the identity came from: CMIP6, CORDEX, ESGF file name, no identity attributes, migrated
     attributes jsonb       NOT NULL DEFAULT '{}',  -- the identity attributes as the files had them
     created_at timestamptz NOT NULL DEFAULT now(),
     updated_at timestamptz NOT NULL DEFAULT now(),

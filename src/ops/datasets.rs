@@ -87,3 +87,39 @@ pub async fn run(args: &DatabaseArgs, json: bool) -> Result<ExitCode> {
     }
     Ok(ExitCode::Success)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_lists_identity_counts_and_files() {
+        let d = DatasetSummary {
+            id: 3,
+            scenario: "rcp85".into(),
+            model: "MPI-M-MPI-ESM-LR/CLMcom-CCLM4-8-17".into(),
+            member: "r1i1p1".into(),
+            grid: "EUR-11".into(),
+            convention: "CORDEX".into(),
+            attributes: serde_json::json!({}),
+            files: vec!["/data/a.nc".into(), "/data/b.nc".into()],
+            hazard_rows: 90,
+            probability_rows: 0,
+            updated_at: "2026-11-29 10:00:00".into(),
+        };
+        let out = render_table(&[d]);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 4, "{out}");
+        assert!(lines[0].starts_with("ID  SCENARIO  MODEL"), "{out}");
+        assert!(
+            lines[1]
+                .contains("rcp85     MPI-M-MPI-ESM-LR/CLMcom-CCLM4-8-17  r1i1p1  EUR-11  CORDEX"),
+            "{out}"
+        );
+        assert_eq!(lines[2], "    /data/a.nc");
+        assert_eq!(
+            render_table(&[]),
+            "no datasets recorded (run hazard-timeseries-batch)\n"
+        );
+    }
+}
