@@ -526,14 +526,9 @@ impl Job for HazardBatch {
                 .collect();
             let attributes = json!(attributes);
             let names = self.names.clone();
-            let (s, members) = tokio::task::spawn_blocking(move || {
-                let s = survey_dataset(&members, &names);
-                (s, members)
-            })
-            .await
-            .context("dataset survey thread")?;
-            let s = s?;
-            drop(members);
+            let s = tokio::task::spawn_blocking(move || survey_dataset(&members, &names))
+                .await
+                .context("dataset survey thread")??;
             let computable: Vec<Hazard> = hazards
                 .iter()
                 .filter(|h| s.variables.contains(&h.variable))
