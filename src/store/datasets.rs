@@ -6,19 +6,31 @@ use tokio_postgres::GenericClient;
 
 use crate::climate::dataset::DatasetKey;
 
-/// The id of the dataset `key`, created if new. `ON CONFLICT DO NOTHING` takes no row lock on
-/// an existing row, so concurrent chunks of one dataset do not queue on it.
+/// The id of the dataset `key`, created if new. Looked up first (an `INSERT … ON CONFLICT`
+/// would use up an identity value on every call); `ON CONFLICT DO NOTHING` takes no row lock
+/// on an existing row, so concurrent chunks of one dataset do not queue on it.
 pub async fn ensure(
     client: &impl GenericClient,
     key: &DatasetKey,
     convention: &str,
     attributes: &serde_json::Value,
 ) -> Result<i32> {
-    client
-        .execute(
+    const SELECT: &str =
+        "SELECT id FROM datasets WHERE scenario = $1 AND model = $2 AND member = $3 AND grid = $4";
+    let ident: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
+        [&key.scenario, &key.model, &key.member, &key.grid];
+    if let Some(row) = client
+        .query_opt(SELECT, &ident)
+        .await
+        .with_context(|| format!("looking up dataset {key}"))?
+    {
+        return Ok(row.get(0));
+    }
+    let inserted = client
+        .query_opt(
             "INSERT INTO datasets (scenario, model, member, grid, convention, attributes)
              VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (scenario, model, member, grid) DO NOTHING",
+             ON CONFLICT (scenario, model, member, grid) DO NOTHING RETURNING id",
             &[
                 &key.scenario,
                 &key.model,
@@ -30,11 +42,12 @@ pub async fn ensure(
         )
         .await
         .with_context(|| format!("recording dataset {key}"))?;
+    if let Some(row) = inserted {
+        return Ok(row.get(0));
+    }
+    // A concurrent chunk inserted it first.
     let row = client
-        .query_one(
-            "SELECT id FROM datasets WHERE scenario = $1 AND model = $2 AND member = $3 AND grid = $4",
-            &[&key.scenario, &key.model, &key.member, &key.grid],
-        )
+        .query_one(SELECT, &ident)
         .await
         .with_context(|| format!("reading the id of dataset {key}"))?;
     Ok(row.get(0))
