@@ -42,11 +42,12 @@ hazard-timeseries-batch --input "$work"/data/ssp*.nc --dry-run
 step "hazard-timeseries-batch: daily projections -> yearly hazard indices"
 hazard-timeseries-batch --input "$work"/data/ssp*.nc --chunk-points 25
 
-step "a few hazard_results rows"
-psql "$DATABASE_URL" -c "SELECT g.lat, g.lon, h.scenario, h.risk_type, h.year, round(h.value::numeric, 1) AS value, round(h.score::numeric, 1) AS score
-  FROM hazard_results h JOIN grid_points g ON g.id = h.grid_id
- WHERE g.id = 1 AND h.year IN (2021, 2060) ORDER BY h.risk_type, h.scenario, h.year"
-psql "$DATABASE_URL" -c "SELECT scenario, risk_type, count(*) AS rows, round(avg(value)::numeric, 1) AS mean_value FROM hazard_results GROUP BY 1, 2 ORDER BY 1, 2"
+step "a few rows of hazard_values (the view other services read)"
+psql "$DATABASE_URL" -c "SELECT lat, lon, scenario, model, member, risk_type, year, round(value::numeric, 1) AS value, round(score::numeric, 1) AS score
+  FROM hazard_values WHERE (lat, lon) = (SELECT lat, lon FROM grid_points WHERE id = 1) AND year IN (2021, 2060)
+ ORDER BY risk_type, scenario, year"
+psql "$DATABASE_URL" -c "SELECT scenario, risk_type, count(*) AS rows, round(avg(value)::numeric, 1) AS mean_value FROM hazard_values GROUP BY 1, 2 ORDER BY 1, 2"
+jobctl datasets
 
 step "hazard-timeseries-batch again: inputs unchanged, skipped"
 hazard-timeseries-batch --input "$work"/data/ssp*.nc
@@ -61,7 +62,7 @@ psql "$DATABASE_URL" -c "SELECT p.scenario, p.risk_type, p.year, p.method, p.sam
 step "jobctl regions import + cache-refresh: the per-region cache the API reads"
 jobctl regions import "$work/data/regions.csv"
 cache-refresh
-psql "$DATABASE_URL" -c "SELECT region_code, scenario, risk_type, year, grid_id, round(distance_km::numeric, 1) AS km, round(value::numeric, 1) AS value, round(score::numeric, 1) AS score
+psql "$DATABASE_URL" -c "SELECT region_code, scenario, model, member, risk_type, year, grid_id, round(distance_km::numeric, 1) AS km, round(value::numeric, 1) AS value, round(score::numeric, 1) AS score
   FROM region_hazard_cache WHERE region_code = 'KR-R001' AND year = 2050 ORDER BY scenario, risk_type"
 cache-refresh   # nothing changed: skipped
 

@@ -1,38 +1,57 @@
 //! `hazard-timeseries-batch` — daily climate projections → yearly hazard indices.
 //!
 //! Reads CF-convention NetCDF files of daily `tasmax`, `tasmin` and `pr`
-//! (any CF calendar; K or degC; kg m-2 s-1 or mm/day), computes per grid
-//! point and calendar year the five hazard indices exactly as xclim 0.62
-//! does (extreme_heat, extreme_cold, drought, urban_flood = Rx1day,
-//! river_flood = Rx5day) with a 0–100 score, and writes `grid_points` and
-//! `hazard_results`. Inputs unchanged since their last full run are
-//! skipped (`input_files`); `--force` redoes them.
+//! (any CF calendar; K or degC; kg m-2 s-1 or mm/day) as ESGF and CORDEX
+//! serve them — one or several variables per file, split in time — groups
+//! them into datasets (scenario, model, member, grid), computes per grid
+//! point and calendar year the five hazard indices over each dataset's
+//! joined series exactly as xclim 0.62 does (extreme_heat, extreme_cold,
+//! drought, urban_flood = Rx1day, river_flood = Rx5day) with a 0–100 score,
+//! and writes `grid_points`, `datasets` and `hazard_results` (read through
+//! the `hazard_values` view). Datasets unchanged since their last full run
+//! are skipped (`input_files`); `--force` redoes them.
 //!
 //! By hand:
-//! `DATABASE_URL=postgres://… hazard-timeseries-batch --input ssp245.nc --years 2030..2040`
+//! `DATABASE_URL=postgres://… hazard-timeseries-batch --input /data/cmip6/ --years 2030..2040`
 
 use std::path::PathBuf;
 
 use clap::Parser;
 
 use climate_jobs::climate::VariableNames;
+use climate_jobs::climate::dataset::Label;
 use climate_jobs::harness::{self, CommonArgs};
-use climate_jobs::jobs::hazard_timeseries::HazardBatch;
+use climate_jobs::jobs::hazard_timeseries::{HazardBatch, Labels};
+use climate_jobs::jobs::inputs::split_env_inputs;
 use climate_jobs::scope::{PointSelection, YearRange};
 
 /// Compute yearly hazard indices from daily climate projections (CF NetCDF).
 #[derive(Parser)]
 #[command(name = "hazard-timeseries-batch", version)]
 struct Args {
-    /// CF NetCDF input file(s): daily tasmax, tasmin, pr on a (time, lat, lon)
-    /// or (time, point) grid.
-    #[arg(long = "input", value_name = "FILE", required = true, num_args = 1.., env = "HAZARD_INPUTS", value_delimiter = ',')]
+    /// CF NetCDF inputs: files, directories (walked recursively for *.nc)
+    /// and glob patterns (`*`, `?`, `[..]`); repeat the flag or give several
+    /// after it. Paths are never split on commas. Without --input, the
+    /// environment variable CLIMATE_JOBS_INPUT is read: inputs separated by
+    /// newlines or `:` (never a comma).
+    #[arg(long = "input", value_name = "FILE|DIR|PATTERN", num_args = 1..)]
     inputs: Vec<PathBuf>,
 
-    /// Scenario of inputs without an `experiment_id` attribute; inputs whose
-    /// `experiment_id` differs are skipped as out of scope.
-    #[arg(long)]
-    scenario: Option<String>,
+    /// Scenario. NAME names inputs without an `experiment_id` and selects
+    /// those whose experiment is NAME (matching no input is an error, exit
+    /// 2); OLD=NEW relabels inputs whose experiment is OLD (logged).
+    #[arg(long, value_name = "NAME|OLD=NEW")]
+    scenario: Option<Label>,
+
+    /// Model, as --scenario: CMIP6 `source_id`; CORDEX
+    /// `<driving model>/<regional model>`. Inputs without one are `unknown`.
+    #[arg(long, value_name = "NAME|OLD=NEW")]
+    model: Option<Label>,
+
+    /// Member, as --scenario: CMIP6 `variant_label`; CORDEX the driving
+    /// model's member. Inputs without one are `unknown`.
+    #[arg(long, value_name = "NAME|OLD=NEW")]
+    member: Option<Label>,
 
     /// Only these calendar years, e.g. 2021..2040 (both ends included) or 2030.
     #[arg(long)]
@@ -73,9 +92,20 @@ struct Args {
 
 fn main() {
     let a = Args::parse();
+    let inputs = if a.inputs.is_empty() {
+        std::env::var("CLIMATE_JOBS_INPUT")
+            .map(|v| split_env_inputs(&v))
+            .unwrap_or_default()
+    } else {
+        a.inputs
+    };
     harness::run(HazardBatch::new(
-        a.inputs,
-        a.scenario,
+        inputs,
+        Labels {
+            scenario: a.scenario,
+            model: a.model,
+            member: a.member,
+        },
         a.years,
         a.hazards,
         a.points,

@@ -5,6 +5,7 @@
 //! * `jobctl canary` runs a harmless job through the full harness to prove
 //!   the wiring: image, scheduler, secret, network, database, lock, ledger.
 //! * `jobctl runs` shows the run history; `jobctl check` validates jobs.yaml.
+//! * `jobctl datasets` lists the datasets results belong to.
 //! * `jobctl demo-data --out DIR` writes synthetic sample inputs.
 //! * `jobctl render k8s|aca|prometheus-rules` writes the scheduler
 //!   manifests and the alert rules from jobs.yaml.
@@ -58,6 +59,17 @@ enum Command {
         /// How many runs to show.
         #[arg(long, default_value_t = 20)]
         limit: i64,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        database: DatabaseArgs,
+        #[command(flatten)]
+        log: LogArgs,
+    },
+    /// List the datasets (scenario, model, member, grid) results belong to,
+    /// with their files and row counts.
+    Datasets {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -313,6 +325,13 @@ fn main() {
                 limit,
             };
             ops::runs::run(&database, &q, json).await
+        }),
+        Command::Datasets {
+            json,
+            database,
+            log,
+        } => run_command(log.log_format, || async move {
+            ops::datasets::run(&database, json).await
         }),
         Command::DemoData {
             out,

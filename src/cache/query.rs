@@ -1,23 +1,24 @@
 //! The cache's SQL. One set-based pass builds a generation; a skip scan
-//! lists the (scenario, risk_type, year) combinations present, which the
+//! lists the (dataset, risk_type, year) combinations present, which the
 //! verification counts against independently of the build.
 
-/// Every (scenario, risk_type, year) in `hazard_results`, by walking the
-/// (scenario, risk_type, year) index one distinct key at a time instead of
-/// scanning millions of rows.
+/// Every (dataset_id, risk_type, year) in `hazard_results`, by walking the
+/// (dataset_id, risk_type, year) index one distinct key at a time instead
+/// of scanning millions of rows. A dataset is one scenario × model × member,
+/// so two models of one experiment are two combinations.
 pub const COMBINATIONS: &str = "
 WITH RECURSIVE combo AS (
-    (SELECT scenario, risk_type, year FROM hazard_results
-      ORDER BY scenario, risk_type, year LIMIT 1)
+    (SELECT dataset_id, risk_type, year FROM hazard_results
+      ORDER BY dataset_id, risk_type, year LIMIT 1)
     UNION ALL
-    SELECT n.scenario, n.risk_type, n.year
+    SELECT n.dataset_id, n.risk_type, n.year
       FROM combo c
       CROSS JOIN LATERAL (
-          SELECT h.scenario, h.risk_type, h.year FROM hazard_results h
-           WHERE (h.scenario, h.risk_type, h.year) > (c.scenario, c.risk_type, c.year)
-           ORDER BY h.scenario, h.risk_type, h.year LIMIT 1) n
+          SELECT h.dataset_id, h.risk_type, h.year FROM hazard_results h
+           WHERE (h.dataset_id, h.risk_type, h.year) > (c.dataset_id, c.risk_type, c.year)
+           ORDER BY h.dataset_id, h.risk_type, h.year LIMIT 1) n
 )
-SELECT scenario, risk_type, year FROM combo";
+SELECT dataset_id, risk_type, year FROM combo";
 
 /// Builds generation `$1`: every region × combination, from the region's
 /// nearest grid point, given as arrays `$2` region codes, `$3` grid ids,
@@ -35,30 +36,33 @@ pub fn build_sql() -> String {
     format!(
         "
 INSERT INTO region_hazard_cache_rows
-    (generation, region_code, scenario, risk_type, year, grid_id, distance_km,
-     value, score, bin_probs, return_level_10, return_level_50, return_level_100)
+    (generation, region_code, dataset_id, scenario, model, member, risk_type, year, grid_id,
+     distance_km, value, score, bin_probs, return_level_10, return_level_50, return_level_100)
 WITH nearest AS MATERIALIZED (
     SELECT * FROM unnest($2::text[], $3::int[], $4::float8[]) AS n(code, grid_id, distance_km)
-), combo AS MATERIALIZED ({COMBINATIONS}
+), combo AS MATERIALIZED (
+    SELECT c.dataset_id, c.risk_type, c.year, d.scenario, d.model, d.member
+      FROM ({COMBINATIONS}) c JOIN datasets d ON d.id = c.dataset_id
 ), hazard AS MATERIALIZED (
-    SELECT n.code, h.scenario, h.risk_type, h.year, h.value, h.score
+    SELECT n.code, h.dataset_id, h.risk_type, h.year, h.value, h.score
       FROM nearest n JOIN hazard_results h ON h.grid_id = n.grid_id
 ), probability AS MATERIALIZED (
-    SELECT n.code, p.scenario, p.risk_type, p.year, p.bin_probs,
+    SELECT n.code, p.dataset_id, p.risk_type, p.year, p.bin_probs,
            p.return_level_10, p.return_level_50, p.return_level_100
       FROM nearest n JOIN probability_results p ON p.grid_id = n.grid_id
 )
-SELECT $1, n.code, c.scenario, c.risk_type, c.year, n.grid_id, n.distance_km,
-       h.value, h.score, p.bin_probs, p.return_level_10, p.return_level_50, p.return_level_100
+SELECT $1, n.code, c.dataset_id, c.scenario, c.model, c.member, c.risk_type, c.year, n.grid_id,
+       n.distance_km, h.value, h.score, p.bin_probs, p.return_level_10, p.return_level_50,
+       p.return_level_100
   FROM nearest n
   CROSS JOIN combo c
   LEFT JOIN hazard h
-         ON h.code = n.code AND h.scenario = c.scenario
+         ON h.code = n.code AND h.dataset_id = c.dataset_id
         AND h.risk_type = c.risk_type AND h.year = c.year
   LEFT JOIN probability p
-         ON p.code = n.code AND p.scenario = c.scenario
+         ON p.code = n.code AND p.dataset_id = c.dataset_id
         AND p.risk_type = c.risk_type AND p.year = c.year
- ORDER BY n.code, c.scenario, c.risk_type, c.year"
+ ORDER BY n.code, c.dataset_id, c.risk_type, c.year"
     )
 }
 
@@ -67,14 +71,15 @@ SELECT $1, n.code, c.scenario, c.risk_type, c.year, n.grid_id, n.distance_km,
 pub fn short_combinations_sql() -> String {
     format!(
         "
-SELECT c.scenario, c.risk_type, c.year::int, count(r.region_code)
+SELECT d.scenario || '/' || d.model || '/' || d.member, c.risk_type, c.year::int, count(r.region_code)
   FROM ({COMBINATIONS}) c
+  JOIN datasets d ON d.id = c.dataset_id
   LEFT JOIN region_hazard_cache_rows r
-         ON r.generation = $1 AND r.scenario = c.scenario
+         ON r.generation = $1 AND r.dataset_id = c.dataset_id
         AND r.risk_type = c.risk_type AND r.year = c.year
- GROUP BY c.scenario, c.risk_type, c.year
+ GROUP BY d.scenario, d.model, d.member, c.risk_type, c.year
 HAVING count(r.region_code) <> $2
- ORDER BY c.scenario, c.risk_type, c.year
+ ORDER BY 1, 2, 3
  LIMIT 20"
     )
 }

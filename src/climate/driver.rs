@@ -1,10 +1,13 @@
-//! Streams a [`ClimateFile`] through the hazard accumulators, one calendar year per read.
+//! Streams a dataset (one or more [`ClimateFile`]s joined in time) through the hazard
+//! accumulators, one calendar year per read.
 
 use std::ops::{Range, RangeInclusive};
 
+use super::calendar::{Calendar, CfDate};
+use super::dataset::{Overlap, Piece, join_pieces};
 use super::error::{InputError, InputErrorKind as K};
-use super::file::ClimateFile;
-use crate::hazard::{Accumulator, Hazard, Precision, Sample, Variable};
+use super::file::{ClimateFile, NcSample};
+use crate::hazard::{Accumulator, Hazard, Precision, Sample, Unit, Variable};
 
 /// One hazard index value of one point and calendar year.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -20,26 +23,322 @@ pub struct AnnualValue {
     pub score: f64,
 }
 
-/// Computes every hazard for the points `points` and the calendar years `years` (all years in
-/// the file if `None`).
-///
-/// Reads the file time-major, one calendar year × the whole point range per variable per read,
-/// and keeps only per-point running state, so memory is flat in the number of years. Rows are
-/// emitted only for years that get a value (complete year, no missing day).
+/// The files of one dataset, joined in time per variable: the value of day `d` is the value of
+/// whichever file covers `d` (files that overlap must agree, see [`Dataset::check_overlaps`]);
+/// a day no file covers is missing (NaN), so every day keeps its place in the joined series and
+/// runs and n-day windows cross file boundaries.
+pub struct Dataset<'a> {
+    files: Vec<&'a ClimateFile>,
+    /// Per variable (by [`Variable::index`]): its pieces in time order.
+    pieces: [Vec<Piece>; 3],
+    /// Per variable: units and storage precision, equal in every piece.
+    meta: [Option<(Unit, Precision)>; 3],
+    calendar: Calendar,
+    first_day: i64,
+    last_day: i64,
+}
+
+impl<'a> Dataset<'a> {
+    /// Joins `files` (each holding one or more of the variables validated at open). Bad input
+    /// when they do not share the grid, calendar, or a variable's units and storage type.
+    pub fn new(files: Vec<&'a ClimateFile>) -> Result<Self, InputError> {
+        let Some(first) = files.first() else {
+            return Err(InputError::new(
+                "",
+                None,
+                K::Invalid("a dataset needs at least one file".into()),
+            ));
+        };
+        let mut pieces: [Vec<Piece>; 3] = Default::default();
+        let mut meta: [Option<(Unit, Precision, usize)>; 3] = [None; 3];
+        let (mut first_day, mut last_day) = (i64::MAX, i64::MIN);
+        for (i, f) in files.iter().enumerate() {
+            if f.calendar() != first.calendar() {
+                return Err(InputError::new(
+                    f.path(),
+                    Some("time"),
+                    K::Invalid(format!(
+                        "calendar {} differs from {} of {}, in the same dataset",
+                        f.calendar(),
+                        first.calendar(),
+                        first.path().display()
+                    )),
+                ));
+            }
+            if f.points() != first.points() {
+                return Err(InputError::new(
+                    f.path(),
+                    None,
+                    K::BadGrid(format!(
+                        "its grid ({} points) differs from that of {} ({} points), in the same \
+                         dataset: files of one dataset must share the grid",
+                        f.points().len(),
+                        first.path().display(),
+                        first.points().len()
+                    )),
+                ));
+            }
+            let (Some(&a), Some(&b)) = (f.day_numbers().first(), f.day_numbers().last()) else {
+                continue;
+            };
+            first_day = first_day.min(a);
+            last_day = last_day.max(b);
+            for var in Variable::ALL {
+                let (Some(unit), Ok((_, precision))) = (f.units(var), f.meta_for(var)) else {
+                    continue; // not one of this file's variables
+                };
+                match meta[var.index()] {
+                    None => meta[var.index()] = Some((unit, precision, i)),
+                    Some((u, p, j)) if (u, p) != (unit, precision) => {
+                        return Err(InputError::new(
+                            f.path(),
+                            f.variable_name(var),
+                            K::Invalid(format!(
+                                "units {unit:?} / {precision:?} differ from {u:?} / {p:?} in {}, \
+                                 in the same dataset",
+                                files[j].path().display()
+                            )),
+                        ));
+                    }
+                    Some(_) => {}
+                }
+                pieces[var.index()].push(Piece {
+                    file: i,
+                    first_day: a,
+                    last_day: b,
+                });
+            }
+        }
+        for p in &mut pieces {
+            join_pieces(p);
+        }
+        Ok(Dataset {
+            calendar: first.calendar(),
+            files,
+            pieces,
+            meta: meta.map(|m| m.map(|(u, p, _)| (u, p))),
+            first_day,
+            last_day,
+        })
+    }
+
+    /// A single file as a dataset of one piece.
+    pub fn single(file: &'a ClimateFile) -> Result<Self, InputError> {
+        Dataset::new(vec![file])
+    }
+
+    /// (lat, lon) of every point (shared by every file).
+    pub fn points(&self) -> &[(f64, f64)] {
+        self.files[0].points()
+    }
+
+    pub fn calendar(&self) -> Calendar {
+        self.calendar
+    }
+
+    /// Variables at least one file holds.
+    pub fn variables(&self) -> Vec<Variable> {
+        Variable::ALL
+            .into_iter()
+            .filter(|v| !self.pieces[v.index()].is_empty())
+            .collect()
+    }
+
+    /// First and last date any file covers.
+    pub fn span(&self) -> Option<(CfDate, CfDate)> {
+        (self.first_day <= self.last_day).then(|| {
+            (
+                self.calendar.date(self.first_day),
+                self.calendar.date(self.last_day),
+            )
+        })
+    }
+
+    /// Days inside the span that no file of `var` covers.
+    pub fn missing_days(&self, var: Variable) -> i64 {
+        let mut covered = 0i64;
+        let mut upto = i64::MIN;
+        for p in &self.pieces[var.index()] {
+            let days = self.files[p.file].day_numbers();
+            for &d in days {
+                if d > upto {
+                    covered += 1;
+                    upto = d;
+                }
+            }
+        }
+        (self.last_day - self.first_day + 1).max(0) - covered
+    }
+
+    /// Every pair of files that cover the same days of a variable.
+    pub fn overlaps(&self) -> Vec<(Variable, Overlap)> {
+        let mut out = Vec::new();
+        for var in Variable::ALL {
+            let mut p = self.pieces[var.index()].clone();
+            out.extend(join_pieces(&mut p).into_iter().map(|o| (var, o)));
+        }
+        out
+    }
+
+    /// Reads the days two files both cover and requires identical values (NaN equal to NaN):
+    /// a conflict is bad input naming both files and the first conflicting date.
+    pub fn check_overlaps(&self) -> Result<(), InputError> {
+        let np = self.points().len();
+        for (var, o) in self.overlaps() {
+            let (a, b) = (self.files[o.earlier], self.files[o.later]);
+            // A year at a time keeps memory bounded whatever the overlap.
+            let mut start = o.first_day;
+            while start <= o.last_day {
+                let end = (start + 366).min(o.last_day + 1);
+                let (mut va, mut vb) = (Vec::new(), Vec::new());
+                for (f, v) in [(a, &mut va), (b, &mut vb)] {
+                    match self.meta[var.index()].map(|m| m.1) {
+                        Some(Precision::F64) => {
+                            read_file_days::<f64>(f, var, start..end, 0..np, v)?
+                        }
+                        _ => read_file_days::<f32>(f, var, start..end, 0..np, v)?,
+                    }
+                }
+                let differs = va
+                    .iter()
+                    .zip(&vb)
+                    .position(|(x, y)| x.to_bits() != y.to_bits() && !(x.is_nan() && y.is_nan()));
+                if let Some(i) = differs {
+                    let day = start + (i / np.max(1)) as i64;
+                    let (lat, lon) = self.points()[i % np.max(1)];
+                    return Err(InputError::new(
+                        b.path(),
+                        b.variable_name(var),
+                        K::Invalid(format!(
+                            "overlaps {} on {}..{} with different values: first conflicting \
+                             date {} (point {lat}, {lon}: {} vs {}); overlapping days must be \
+                             identical",
+                            a.path().display(),
+                            self.calendar.date(o.first_day),
+                            self.calendar.date(o.last_day),
+                            self.calendar.date(day),
+                            va[i],
+                            vb[i]
+                        )),
+                    ));
+                }
+                start = end;
+            }
+        }
+        Ok(())
+    }
+
+    /// Values of `var` for the days `days` × `points`, time-major, in the storage type; a day no
+    /// file covers is NaN.
+    fn read_days<T: NcSample>(
+        &self,
+        var: Variable,
+        days: Range<i64>,
+        points: Range<usize>,
+        out: &mut Vec<T>,
+        scratch: &mut Vec<T>,
+    ) -> Result<(), InputError> {
+        let (nd, np) = ((days.end - days.start).max(0) as usize, points.len());
+        let pieces = &self.pieces[var.index()];
+        // The common case: one file covers every day without a gap; read straight into `out`.
+        for p in pieces {
+            let f = self.files[p.file];
+            let steps = steps_of(f, &days);
+            let dn = f.day_numbers();
+            if steps.len() == nd
+                && nd > 0
+                && dn[steps.start] == days.start
+                && dn[steps.end - 1] == days.end - 1
+            {
+                return f.read_native_var(var, steps, points, out, scratch);
+            }
+        }
+        out.clear();
+        out.resize(nd * np, T::NAN);
+        let mut block = Vec::new();
+        for p in pieces {
+            let f = self.files[p.file];
+            let steps = steps_of(f, &days);
+            if steps.is_empty() {
+                continue;
+            }
+            f.read_native_var(var, steps.clone(), points.clone(), &mut block, scratch)?;
+            for (k, t) in steps.enumerate() {
+                let row = (f.day_numbers()[t] - days.start) as usize;
+                out[row * np..(row + 1) * np].copy_from_slice(&block[k * np..(k + 1) * np]);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The steps of `file` whose days fall in `days`.
+fn steps_of(file: &ClimateFile, days: &Range<i64>) -> Range<usize> {
+    let dn = file.day_numbers();
+    dn.partition_point(|&d| d < days.start)..dn.partition_point(|&d| d < days.end)
+}
+
+/// One file's values for `days` (NaN where it has no step), as f64 (exact for f32 and f64).
+fn read_file_days<T: NcSample>(
+    file: &ClimateFile,
+    var: Variable,
+    days: Range<i64>,
+    points: Range<usize>,
+    out: &mut Vec<f64>,
+) -> Result<(), InputError> {
+    let np = points.len();
+    let nd = (days.end - days.start).max(0) as usize;
+    out.clear();
+    out.resize(nd * np, f64::NAN);
+    let steps = steps_of(file, &days);
+    if steps.is_empty() {
+        return Ok(());
+    }
+    let (mut block, mut scratch) = (Vec::<T>::new(), Vec::<T>::new());
+    file.read_native_var(var, steps.clone(), points, &mut block, &mut scratch)?;
+    for (k, t) in steps.enumerate() {
+        let row = (file.day_numbers()[t] - days.start) as usize;
+        for (o, v) in out[row * np..(row + 1) * np]
+            .iter_mut()
+            .zip(&block[k * np..(k + 1) * np])
+        {
+            *o = v.to_f64();
+        }
+    }
+    Ok(())
+}
+
+/// Computes every hazard of one file; see [`dataset_indices`].
 pub fn annual_indices(
     file: &ClimateFile,
     hazards: &[Hazard],
     points: Range<usize>,
     years: Option<RangeInclusive<i32>>,
 ) -> Result<Vec<AnnualValue>, InputError> {
-    let path = file.path();
-    if points.start > points.end || points.end > file.points().len() {
+    dataset_indices(&Dataset::single(file)?, hazards, points, years)
+}
+
+/// Computes every hazard for the points `points` and the calendar years `years` (all years the
+/// dataset spans if `None`).
+///
+/// Reads time-major, one calendar year × the whole point range per variable per read, and keeps
+/// only per-point running state, so memory is flat in the number of years. Rows are emitted
+/// only for years that get a value (every calendar day present, no missing value). Every hazard's
+/// variable must be in the dataset (see [`Dataset::variables`]).
+pub fn dataset_indices(
+    dataset: &Dataset<'_>,
+    hazards: &[Hazard],
+    points: Range<usize>,
+    years: Option<RangeInclusive<i32>>,
+) -> Result<Vec<AnnualValue>, InputError> {
+    let path = dataset.files[0].path();
+    if points.start > points.end || points.end > dataset.points().len() {
         return Err(InputError::new(
             path,
             None,
             K::Invalid(format!(
                 "point range {points:?} is outside the file's {} points",
-                file.points().len()
+                dataset.points().len()
             )),
         ));
     }
@@ -49,13 +348,16 @@ pub fn annual_indices(
     let mut groups: Vec<Group> = Vec::new();
     for (h, hazard) in hazards.iter().enumerate() {
         let var = hazard.variable;
-        let (name, precision) = file.meta_for(var)?;
-        let unit = file.units(var).ok_or_else(|| {
-            InputError::new(path, Some(name), K::Invalid("units not validated".into()))
+        let Some((unit, precision)) = dataset.meta[var.index()] else {
+            return Err(InputError::new(
+                path,
+                Some(&var.to_string()),
+                K::MissingVariable,
+            ));
+        };
+        let compiled = hazard.compile(unit, precision).map_err(|e| {
+            InputError::new(path, Some(&var.to_string()), K::Invalid(e.to_string()))
         })?;
-        let compiled = hazard
-            .compile(unit, precision)
-            .map_err(|e| InputError::new(path, Some(name), K::Invalid(e.to_string())))?;
         let acc = Accumulator::new(compiled, np);
         match groups.iter_mut().find(|g| g.var == var) {
             Some(g) => g.accs.push((h, acc)),
@@ -73,45 +375,49 @@ pub fn annual_indices(
             _ => 0,
         })
         .max()
-        .unwrap_or(0);
+        .unwrap_or(0) as i64;
 
-    let segments = year_segments(file);
-    let wanted = |y: i32| years.as_ref().is_none_or(|r| r.contains(&y));
-    let Some(first) = segments.iter().position(|(y, _)| wanted(*y)) else {
-        return Ok(Vec::new());
-    };
     let mut out = Vec::new();
+    let Some((first_date, last_date)) = dataset.span() else {
+        return Ok(out);
+    };
     if np == 0 || groups.is_empty() {
         return Ok(out);
     }
-
-    // The work, in file order: lead-in days before the first wanted year only feed n-day
+    let cal = dataset.calendar;
+    let year_days = |y: i32| -> Option<Range<i64>> {
+        Some(cal.day_number(CfDate::new(y, 1, 1))?..cal.day_number(CfDate::new(y + 1, 1, 1))?)
+    };
+    let (mut y0, mut y1) = (first_date.year, last_date.year);
+    if let Some(r) = &years {
+        y0 = y0.max(*r.start());
+        y1 = y1.min(*r.end());
+    }
+    // The work, in time order: lead-in days before the first wanted year only feed n-day
     // windows that end in it; then every wanted year.
     let mut steps: Vec<Step> = Vec::new();
-    let start = segments[first].1.start;
-    let lead_in = start.saturating_sub(lead)..start;
-    if !lead_in.is_empty() {
+    for year in y0..=y1 {
+        let Some(days) = year_days(year) else {
+            continue;
+        };
+        if steps.is_empty() {
+            let lead_in = (days.start - lead).max(dataset.first_day)..days.start;
+            if !lead_in.is_empty() {
+                steps.push(Step {
+                    days: lead_in,
+                    year: None,
+                });
+            }
+        }
         steps.push(Step {
-            time: lead_in,
-            year: None,
+            days,
+            year: Some(year),
         });
-    }
-    for (year, range) in &segments[first..] {
-        if years.as_ref().is_some_and(|r| *year > *r.end()) {
-            break;
-        }
-        if wanted(*year) {
-            steps.push(Step {
-                time: range.clone(),
-                year: Some(*year),
-            });
-        }
     }
 
     // A reader thread runs one block ahead of the accumulators, so decompression / I/O and index
     // computation overlap (libnetcdf serialises its calls anyway; the compute is ours).
     let reads: Vec<(Variable, Precision)> = groups.iter().map(|g| (g.var, g.precision)).collect();
-    let calendar = file.calendar();
     std::thread::scope(|scope| -> Result<(), InputError> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Block, InputError>>(reads.len());
         let (steps_ref, reads_ref, points_ref) = (&steps, &reads, &points);
@@ -120,29 +426,19 @@ pub fn annual_indices(
             let mut scratch64 = Vec::new();
             for step in steps_ref {
                 for &(var, precision) in reads_ref {
-                    let time = step.time.clone();
+                    let days = step.days.clone();
                     let block = match precision {
                         Precision::F32 => {
                             let mut v = Vec::new();
-                            file.read_native_var(
-                                var,
-                                time,
-                                points_ref.clone(),
-                                &mut v,
-                                &mut scratch32,
-                            )
-                            .map(|()| Block::F32(v))
+                            dataset
+                                .read_days(var, days, points_ref.clone(), &mut v, &mut scratch32)
+                                .map(|()| Block::F32(v))
                         }
                         Precision::F64 => {
                             let mut v = Vec::new();
-                            file.read_native_var(
-                                var,
-                                time,
-                                points_ref.clone(),
-                                &mut v,
-                                &mut scratch64,
-                            )
-                            .map(|()| Block::F64(v))
+                            dataset
+                                .read_days(var, days, points_ref.clone(), &mut v, &mut scratch64)
+                                .map(|()| Block::F64(v))
                         }
                     };
                     let failed = block.is_err();
@@ -167,10 +463,10 @@ pub fn annual_indices(
                     }
                     continue;
                 };
-                let complete = step.time.len() == calendar.days_in_year(year) as usize;
+                // Days no file covers were fed as missing, so every year is read whole.
                 for (h, acc) in &mut g.accs {
                     let hazard = &hazards[*h];
-                    acc.finish_year(complete, |i, value| {
+                    acc.finish_year(true, |i, value| {
                         out.push(AnnualValue {
                             point: points.start + i,
                             hazard: *h,
@@ -189,7 +485,7 @@ pub fn annual_indices(
 
 /// A run of consecutive days: a calendar year to finish, or lead-in days (`year` None).
 struct Step {
-    time: Range<usize>,
+    days: Range<i64>,
     year: Option<i32>,
 }
 
@@ -197,18 +493,6 @@ struct Step {
 enum Block {
     F32(Vec<f32>),
     F64(Vec<f64>),
-}
-
-/// Consecutive time steps of each calendar year, in file order.
-fn year_segments(file: &ClimateFile) -> Vec<(i32, Range<usize>)> {
-    let mut segs: Vec<(i32, Range<usize>)> = Vec::new();
-    for (i, d) in file.dates().iter().enumerate() {
-        match segs.last_mut() {
-            Some((y, r)) if *y == d.year => r.end = i + 1,
-            _ => segs.push((d.year, i..i + 1)),
-        }
-    }
-    segs
 }
 
 struct Group {

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 
 use netcdf::{AttributeValue, Extent, Extents, NcTypeDescriptor};
 
-use super::calendar::{Calendar, CfDate, check_time_order, decode_time};
+use super::calendar::{Calendar, CfDate, check_time_order};
 use super::error::{InputError, InputErrorKind as K};
 use super::grid::{self, dims_of};
 use super::packing::{self, Decoding, FromF64};
@@ -74,6 +74,8 @@ pub struct ClimateFile {
     layout: Layout,
     points: Vec<(f64, f64)>,
     dates: Vec<CfDate>,
+    /// Calendar day number of every step (strictly increasing; a gap is a missing day).
+    day_numbers: Vec<i64>,
     calendar: Calendar,
     scenario: Option<String>,
     vars: [Option<VarMeta>; 3],
@@ -154,9 +156,14 @@ impl ClimateFile {
         self.layout
     }
 
-    /// The date of every time step (consecutive days).
+    /// The date of every time step (increasing; days between steps are missing days).
     pub fn dates(&self) -> &[CfDate] {
         &self.dates
+    }
+
+    /// The calendar day number ([`Calendar::day_number`]) of every time step.
+    pub fn day_numbers(&self) -> &[i64] {
+        &self.day_numbers
     }
 
     pub fn calendar(&self) -> Calendar {
@@ -587,10 +594,13 @@ fn validate(
             K::NoTimeAxis("the time axis is empty".into()),
         ));
     }
+    // Backwards or repeated steps are refused ("not sorted" / "duplicated");
+    // a gap in the axis is kept as missing days.
     check_time_order(&raw_time, &time_units, calendar)
         .map_err(|e| at(Some(time_name), K::BadTimeAxis(e)))?;
-    let dates = decode_time(&raw_time, &time_units, calendar)
+    let day_numbers = super::time_steps::decode_day_numbers(&raw_time, &time_units, calendar)
         .map_err(|e| at(Some(time_name), K::BadTimeAxis(e)))?;
+    let dates = day_numbers.iter().map(|&n| calendar.date(n)).collect();
 
     let scenario = nc
         .attribute("experiment_id")
@@ -607,6 +617,7 @@ fn validate(
         layout,
         points,
         dates,
+        day_numbers,
         calendar,
         scenario,
         vars,

@@ -5,7 +5,9 @@
 //! job can refuse bad input before it writes anything; [`annual_indices`] then streams the file
 //! time-major through the pure accumulators of [`crate::hazard`].
 
+mod attributes;
 mod calendar;
+pub mod dataset;
 mod driver;
 mod error;
 mod file;
@@ -13,11 +15,13 @@ mod grid;
 mod hdf5_quiet;
 mod packing;
 mod slab;
+mod time_steps;
 pub mod units;
 
 pub use crate::hazard::{Unit, Variable};
+pub use attributes::{FileAttributes, read_attributes};
 pub use calendar::{Calendar, CfDate, check_time_order, decode_time, parse_time_units};
-pub use driver::{AnnualValue, annual_indices};
+pub use driver::{AnnualValue, Dataset, annual_indices, dataset_indices};
 pub use error::{InputError, InputErrorKind};
 pub use file::{ClimateFile, Layout, VariableNames};
 pub use grid::normalize_lon;

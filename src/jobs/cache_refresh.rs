@@ -1,5 +1,6 @@
 //! cache-refresh: rebuilds `region_hazard_cache` — every region ×
-//! (scenario, hazard, year) present in `hazard_results`, from the region's
+//! (dataset, hazard, year) present in `hazard_results` (a dataset is one
+//! scenario × model × member), from the region's
 //! nearest grid point — in one set-based pass, verifies the row count, and
 //! swaps it in atomically. Skips when no source table changed.
 
@@ -155,7 +156,7 @@ impl Job for CacheRefresh {
         let combinations = tx
             .query(&format!("SELECT count(*) FROM ({COMBINATIONS}) c"), &[])
             .await
-            .context("counting (scenario, risk_type, year) combinations")?[0]
+            .context("counting (dataset, risk_type, year) combinations")?[0]
             .get::<_, i64>(0);
         let started = std::time::Instant::now();
         let built = tx
@@ -191,7 +192,7 @@ impl Job for CacheRefresh {
                 .collect();
             // Rolling back keeps the old cache in place, untouched.
             return Err(AbortRun(format!(
-                "cache verification failed: built {built} rows, expected {expected} ({regions} regions × {combinations} combinations); the old cache is kept. Short: {}",
+                "cache verification failed: built {built} rows, expected {expected} ({regions} regions × {combinations} dataset × hazard × year combinations); the old cache is kept. Short: {}",
                 list.join("; ")
             ))
             .into());

@@ -1,14 +1,19 @@
 //! hazard-timeseries-batch: daily climate projections (CF NetCDF) → yearly
-//! hazard indices per grid point, scenario and year in `hazard_results`.
+//! hazard indices per grid point, dataset and year in `hazard_results`.
 //!
-//! Plan: open and validate every input (a bad one fails the run with exit
-//! 65 before anything is written), skip inputs unchanged since their last
-//! full run, cut each remaining input into chunks of grid points. Task:
-//! compute one chunk's indices (pure code over the file, on a blocking
-//! thread) and write them in one transaction. A chunk's payload names the
-//! file, its fingerprint and the scope, so a dead letter can redo it.
+//! Plan: expand the inputs (files, directories, patterns), read every
+//! file's identity (global attributes, else its ESGF name, then the
+//! operator's labels), group the files into datasets (scenario, model,
+//! member, grid), open and validate each dataset — shared grid, time pieces
+//! joined in order, overlapping days identical — (a bad one fails the run
+//! with exit 65 before anything is written), skip datasets unchanged since
+//! their last full run, cut each remaining dataset into chunks of grid
+//! points. Task: compute one chunk's indices over the joined series (pure
+//! code, on a blocking thread) and write them in one transaction. A chunk's
+//! payload names the dataset, its files with their fingerprints and the
+//! scope, so a dead letter can redo it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -16,26 +21,42 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::climate::{ClimateFile, InputError, VariableNames, annual_indices};
+use crate::climate::dataset::{
+    DatasetKey, FileIdentity, Label, LabelOutcome, apply_label, group_by_key, identify,
+};
+use crate::climate::{
+    ClimateFile, Dataset, FileAttributes, InputError, VariableNames, dataset_indices,
+    read_attributes,
+};
 use crate::harness::ledger::RunMetrics;
 use crate::harness::{
     BadInput, CommonArgs, Job, Plan, PlanContext, TaskContext, TaskOutput, TaskSpec, UsageError,
 };
 use crate::hazard::{Hazard, Variable, default_hazards};
 use crate::scope::{PointSelection, YearRange};
+use crate::store::datasets::{self, DatasetFile};
 use crate::store::grid::ensure_points;
 use crate::store::hazard_results::{HazardRow, write_chunk};
 use crate::store::input_files::{self, fingerprint, stable_hash};
 
+use super::inputs::expand_inputs;
+
 pub const JOB_NAME: &str = "hazard-timeseries-batch";
+
+/// `--scenario`, `--model`, `--member`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Labels {
+    pub scenario: Option<Label>,
+    pub model: Option<Label>,
+    pub member: Option<Label>,
+}
 
 /// The job's own arguments (see the binary's --help).
 #[derive(Debug)]
 pub struct HazardBatch {
+    /// Files, directories and patterns, as given.
     pub inputs: Vec<PathBuf>,
-    /// Scenario for inputs without an `experiment_id`; inputs whose
-    /// `experiment_id` differs are out of scope and skipped.
-    pub scenario: Option<String>,
+    pub labels: Labels,
     pub years: Option<YearRange>,
     /// Risk types to compute; None = all.
     pub hazards: Option<Vec<String>>,
@@ -45,26 +66,42 @@ pub struct HazardBatch {
     pub force: bool,
     pub names: VariableNames,
     pub common: CommonArgs,
-    /// Inputs planned in this run, for `input_files` once all their chunks are done.
-    planned: Mutex<Vec<PlannedInput>>,
-    rows_by_input: Mutex<HashMap<String, u64>>,
+    /// Datasets planned in this run, recorded once all their chunks are done.
+    planned: Mutex<Vec<PlannedDataset>>,
+    rows_by_dataset: Mutex<HashMap<DatasetKey, u64>>,
+    /// Per dataset, the hazards it lacks a variable for (for the summary).
+    not_computed: Mutex<Vec<serde_json::Value>>,
+    datasets_seen: Mutex<usize>,
 }
 
 #[derive(Debug, Clone)]
-struct PlannedInput {
-    path: String,
-    fingerprint: String,
+struct PlannedDataset {
+    key: DatasetKey,
+    convention: String,
+    attributes: serde_json::Value,
+    files: Vec<DatasetFile>,
     scope: String,
-    scenario: String,
     points: usize,
+}
+
+/// One file of a dataset in a chunk's payload.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FileRef {
+    pub path: String,
+    pub fingerprint: String,
+    /// The hazard variables (`tasmax`, `tasmin`, `pr`) read from this file.
+    pub variables: Vec<String>,
 }
 
 /// What one chunk needs: enough for `dlq-reprocess` to redo it later.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ChunkPayload {
-    pub file: String,
-    pub fingerprint: String,
-    pub scenario: String,
+    pub dataset: DatasetKey,
+    pub convention: String,
+    /// The identity attributes, as recorded in `datasets.attributes`.
+    pub attributes: serde_json::Value,
+    /// Every file of the dataset, in path order.
+    pub files: Vec<FileRef>,
     /// Point indices `[start, end)` in file order.
     pub points: [usize; 2],
     pub selection: PointSelection,
@@ -77,7 +114,7 @@ impl HazardBatch {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         inputs: Vec<PathBuf>,
-        scenario: Option<String>,
+        labels: Labels,
         years: Option<YearRange>,
         hazards: Option<Vec<String>>,
         points: PointSelection,
@@ -88,7 +125,7 @@ impl HazardBatch {
     ) -> Self {
         Self {
             inputs,
-            scenario,
+            labels,
             years,
             hazards,
             points,
@@ -97,7 +134,9 @@ impl HazardBatch {
             names,
             common,
             planned: Mutex::new(Vec::new()),
-            rows_by_input: Mutex::new(HashMap::new()),
+            rows_by_dataset: Mutex::new(HashMap::new()),
+            not_computed: Mutex::new(Vec::new()),
+            datasets_seen: Mutex::new(0),
         }
     }
 
@@ -105,7 +144,7 @@ impl HazardBatch {
         select_hazards(self.hazards.as_deref())
     }
 
-    /// Everything that identifies the work apart from the file itself.
+    /// Everything that identifies the work apart from the files themselves.
     fn scope(&self, hazards: &[Hazard]) -> String {
         let names: Vec<&str> = hazards.iter().map(|h| h.risk_type.as_ref()).collect();
         format!(
@@ -164,47 +203,217 @@ fn bad_input(e: InputError) -> anyhow::Error {
     BadInput(e.to_string()).into()
 }
 
-/// What planning learns about one input (blocking: opens the file).
-struct InputSurvey {
-    path: String,
-    fingerprint: String,
-    scenario: Option<String>,
-    points: Vec<(f64, f64)>,
-    years: Option<YearRange>,
-    calendar: &'static str,
-    days: usize,
+/// Global attributes kept with a dataset (its identity and provenance; not `history`).
+const IDENTITY_ATTRIBUTES: &[&str] = &[
+    "project_id",
+    "project",
+    "mip_era",
+    "activity_id",
+    "institution_id",
+    "source_id",
+    "model_id",
+    "experiment_id",
+    "variant_label",
+    "grid_label",
+    "domain_id",
+    "CORDEX_domain",
+    "driving_source_id",
+    "driving_model_id",
+    "driving_variant_label",
+    "driving_model_ensemble_member",
+    "driving_experiment_id",
+    "rcm_version_id",
+    "version_realization",
+    "frequency",
+    "table_id",
+];
+
+/// What planning learns about one file before opening its data.
+struct FileSurvey {
+    path: PathBuf,
+    attributes: FileAttributes,
+    identity: FileIdentity,
+    /// The needed variables the file holds.
+    variables: Vec<Variable>,
 }
 
-fn survey(path: &Path, names: &VariableNames, vars: &[Variable]) -> Result<InputSurvey> {
-    let file = ClimateFile::open(path, names, vars).map_err(bad_input)?;
-    // Read the first and last day of every variable: a truncated file whose
-    // header is intact fails here, before anything is written.
-    let last = file.time_len().saturating_sub(1);
-    for &v in vars {
-        for t in [0, last] {
-            file.read_block(v, t..t + 1, 0..file.points().len().min(1))
+fn survey_file(path: &Path, names: &VariableNames, needed: &[Variable]) -> Result<FileSurvey> {
+    let attributes = read_attributes(path).map_err(bad_input)?;
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let identity = identify(&attributes.globals, &file_name);
+    let variables = needed
+        .iter()
+        .copied()
+        .filter(|v| attributes.has_variable(names.get(*v)))
+        .collect();
+    Ok(FileSurvey {
+        path: path.to_path_buf(),
+        attributes,
+        identity,
+        variables,
+    })
+}
+
+/// What planning learns about one dataset (blocking: opens every file).
+struct DatasetSurvey {
+    files: Vec<(FileRef, DatasetFile)>,
+    points: Vec<(f64, f64)>,
+    calendar: &'static str,
+    years: Option<YearRange>,
+    span: String,
+    variables: Vec<Variable>,
+    /// (variable, days inside the span no file covers)
+    missing_days: Vec<(Variable, i64)>,
+}
+
+fn survey_dataset(members: &[FileSurvey], names: &VariableNames) -> Result<DatasetSurvey> {
+    let mut opened = Vec::with_capacity(members.len());
+    for m in members {
+        let file = ClimateFile::open(&m.path, names, &m.variables).map_err(bad_input)?;
+        // Read the first day of every variable too: a truncated file whose
+        // header is intact fails here, before anything is written (open
+        // reads the last).
+        for &v in &m.variables {
+            file.read_block(v, 0..1, 0..file.points().len().min(1))
                 .map_err(bad_input)?;
         }
+        opened.push(file);
     }
-    let fingerprint =
-        fingerprint(path).map_err(|e| BadInput(format!("{}: cannot read: {e}", path.display())))?;
-    let dates = file.dates();
-    let years = match (dates.first(), dates.last()) {
-        (Some(a), Some(b)) => Some(YearRange {
+    let dataset = Dataset::new(opened.iter().collect()).map_err(bad_input)?;
+    dataset.check_overlaps().map_err(bad_input)?;
+    let mut files = Vec::with_capacity(members.len());
+    for (m, f) in members.iter().zip(&opened) {
+        let path = m.path.display().to_string();
+        let fp = fingerprint(&m.path).map_err(|e| BadInput(format!("{path}: cannot read: {e}")))?;
+        let variables: Vec<String> = m.variables.iter().map(|v| v.to_string()).collect();
+        let (first, last) = (f.dates().first(), f.dates().last());
+        files.push((
+            FileRef {
+                path: path.clone(),
+                fingerprint: fp.clone(),
+                variables: variables.clone(),
+            },
+            DatasetFile {
+                path,
+                fingerprint: fp,
+                variables,
+                first_date: first.map(|d| d.to_string()).unwrap_or_default(),
+                last_date: last.map(|d| d.to_string()).unwrap_or_default(),
+            },
+        ));
+    }
+    files.sort_by(|a, b| a.0.path.cmp(&b.0.path));
+    let span = dataset.span();
+    let variables = dataset.variables();
+    Ok(DatasetSurvey {
+        points: dataset.points().to_vec(),
+        calendar: dataset.calendar().name(),
+        years: span.map(|(a, b)| YearRange {
             first: a.year,
             last: b.year,
         }),
-        _ => None,
-    };
-    Ok(InputSurvey {
-        path: path.display().to_string(),
-        fingerprint,
-        scenario: file.scenario().map(String::from),
-        points: file.points().to_vec(),
-        years,
-        calendar: file.calendar().name(),
-        days: file.time_len(),
+        span: span
+            .map(|(a, b)| format!("{a}..{b}"))
+            .unwrap_or_else(|| "empty".into()),
+        missing_days: variables
+            .iter()
+            .map(|&v| (v, dataset.missing_days(v)))
+            .filter(|(_, n)| *n > 0)
+            .collect(),
+        variables,
+        files,
     })
+}
+
+fn variable_from_name(name: &str) -> Option<Variable> {
+    Variable::ALL.into_iter().find(|v| v.to_string() == name)
+}
+
+/// Applies the operator's labels to every file; returns the files in scope
+/// with their dataset key, and plan lines. A label that matches no input is
+/// a usage error.
+fn label_files(
+    surveys: Vec<FileSurvey>,
+    labels: &Labels,
+    notes: &mut Vec<String>,
+) -> Result<Vec<(DatasetKey, FileSurvey)>> {
+    let flags: [(&str, Option<&Label>); 3] = [
+        ("scenario", labels.scenario.as_ref()),
+        ("model", labels.model.as_ref()),
+        ("member", labels.member.as_ref()),
+    ];
+    let mut matched = [false; 3];
+    // What the inputs said per field, for the message when a label matches nothing.
+    let mut seen: [BTreeMap<String, usize>; 3] = Default::default();
+    let mut kept = Vec::new();
+    'files: for mut s in surveys {
+        let path = s.path.display().to_string();
+        let mut relabelled = Vec::new();
+        for (i, (flag, label)) in flags.iter().enumerate() {
+            let field = match i {
+                0 => &mut s.identity.scenario,
+                1 => &mut s.identity.model,
+                _ => &mut s.identity.member,
+            };
+            *seen[i]
+                .entry(field.clone().unwrap_or_else(|| "(none)".into()))
+                .or_default() += 1;
+            match apply_label(field, *label) {
+                LabelOutcome::Kept => matched[i] |= matches!(label, Some(Label::Name(_))),
+                LabelOutcome::Named => {
+                    matched[i] = true;
+                    tracing::info!(file = %path, "{flag} named {} by --{flag}", field.as_deref().unwrap_or(""));
+                }
+                LabelOutcome::Relabelled(old) => {
+                    matched[i] = true;
+                    let new = field.clone().unwrap_or_default();
+                    tracing::warn!(file = %path, "{flag} {old} relabelled {new} by --{flag}");
+                    relabelled.push(format!("{flag} {old} relabelled {new}"));
+                }
+                LabelOutcome::Excluded(value) => {
+                    notes.push(format!(
+                        "{path}: {flag} {value} is out of scope (--{flag} {}); skipped",
+                        label.map(|l| l.to_string()).unwrap_or_default()
+                    ));
+                    continue 'files;
+                }
+            }
+        }
+        if !relabelled.is_empty() {
+            notes.push(format!("{path}: {}", relabelled.join(", ")));
+        }
+        let Some(key) = s.identity.key() else {
+            return Err(BadInput(format!(
+                "{path}: no experiment_id global attribute (nor an ESGF file name) to name the \
+                 scenario: pass --scenario NAME"
+            ))
+            .into());
+        };
+        kept.push((key, s));
+    }
+    for (i, (flag, label)) in flags.iter().enumerate() {
+        let Some(label) = label else { continue };
+        if matched[i] {
+            continue;
+        }
+        let found: Vec<String> = seen[i]
+            .iter()
+            .map(|(v, n)| format!("{v} ({n} file(s))"))
+            .collect();
+        let hint = match label {
+            Label::Name(name) => format!("; to relabel an input write --{flag} OLD={name}"),
+            Label::Relabel { .. } => String::new(),
+        };
+        return Err(UsageError(format!(
+            "--{flag} {label} matches no input: the inputs' {flag}s are {}{hint}",
+            found.join(", ")
+        ))
+        .into());
+    }
+    Ok(kept)
 }
 
 impl Job for HazardBatch {
@@ -217,9 +426,12 @@ impl Job for HazardBatch {
     }
 
     fn args(&self) -> serde_json::Value {
+        let label = |l: &Option<Label>| l.as_ref().map(|l| l.to_string());
         json!({
             "inputs": self.inputs,
-            "scenario": self.scenario,
+            "scenario": label(&self.labels.scenario),
+            "model": label(&self.labels.model),
+            "member": label(&self.labels.member),
             "years": self.years.map(|y| y.to_string()),
             "hazards": self.hazards,
             "points": self.points.to_string(),
@@ -228,57 +440,135 @@ impl Job for HazardBatch {
         })
     }
 
+    fn counters(&self) -> serde_json::Value {
+        json!({
+            "datasets": *self.datasets_seen.lock().unwrap_or_else(|p| p.into_inner()),
+            "not_computed": self.not_computed.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+        })
+    }
+
     async fn plan(&self, ctx: &PlanContext) -> Result<Plan> {
         if self.inputs.is_empty() {
-            return Err(UsageError("no input: give one or more --input FILE".into()).into());
+            return Err(
+                UsageError("no input: give one or more --input FILE|DIR|PATTERN".into()).into(),
+            );
         }
         let hazards = self.selected_hazards()?;
-        let vars = needed_variables(&hazards);
-        let scope = self.scope(&hazards);
-        let hazard_names: Vec<String> = hazards.iter().map(|h| h.risk_type.to_string()).collect();
+        let needed = needed_variables(&hazards);
+        let files = expand_inputs(&self.inputs)?;
+        let (names, v) = (self.names.clone(), needed.clone());
+        let surveys = tokio::task::spawn_blocking(move || {
+            files
+                .iter()
+                .map(|p| survey_file(p, &names, &v))
+                .collect::<Result<Vec<_>>>()
+        })
+        .await
+        .context("input survey thread")??;
+
+        let mut plan = Plan::default();
+        // A variable renamed by a flag that no input holds is a mistake in the flag.
+        let defaults = VariableNames::default();
+        for &v in &needed {
+            let name = self.names.get(v);
+            if name != defaults.get(v)
+                && !surveys.iter().any(|s| s.variables.contains(&v))
+                && let Some(first) = surveys.first()
+            {
+                return Err(BadInput(format!(
+                    "{}: variable \"{name}\": variable not found (named by --{v}-var; no input holds it)",
+                    first.path.display()
+                ))
+                .into());
+            }
+        }
+        let (with_vars, without): (Vec<FileSurvey>, Vec<FileSurvey>) =
+            surveys.into_iter().partition(|s| !s.variables.is_empty());
+        let wanted: Vec<&str> = needed.iter().map(|v| self.names.get(*v)).collect();
+        for s in &without {
+            plan.description.push(format!(
+                "{}: holds none of the variables {}; not read",
+                s.path.display(),
+                wanted.join(", ")
+            ));
+        }
+        if with_vars.is_empty() {
+            let first = without
+                .first()
+                .map(|s| s.path.display().to_string())
+                .unwrap_or_default();
+            return Err(BadInput(format!(
+                "{first}: no input holds any of the variables {} (variable not found)",
+                wanted.join(", ")
+            ))
+            .into());
+        }
+        let labelled = label_files(with_vars, &self.labels, &mut plan.description)?;
+        let groups = group_by_key(labelled);
+
         let client = ctx
             .pool
             .get()
             .await
             .context("getting a database connection")?;
-
-        let mut plan = Plan::default();
+        let hazard_scope = self.scope(&hazards);
         let mut planned = Vec::new();
         let mut unchanged = 0;
+        let mut out_of_scope = Vec::new();
         let mut key_material = String::new();
-        for path in &self.inputs {
-            let (p, names, v) = (path.clone(), self.names.clone(), vars.clone());
-            let s = tokio::task::spawn_blocking(move || survey(&p, &names, &v))
+        let mut not_computed = Vec::new();
+        *self.datasets_seen.lock().unwrap_or_else(|p| p.into_inner()) = groups.len();
+        for (key, members) in groups {
+            let convention = members[0].identity.convention;
+            let attributes: BTreeMap<&str, &str> = IDENTITY_ATTRIBUTES
+                .iter()
+                .filter_map(|a| members[0].attributes.get(a).map(|v| (*a, v)))
+                .collect();
+            let attributes = json!(attributes);
+            let names = self.names.clone();
+            let s = tokio::task::spawn_blocking(move || survey_dataset(&members, &names))
                 .await
-                .context("input survey thread")??;
-            let scenario = match (&s.scenario, &self.scenario) {
-                (Some(file), Some(flag)) if file != flag => {
-                    plan.description.push(format!(
-                        "{}: scenario {file} is out of scope (--scenario {flag}); skipped",
-                        s.path
-                    ));
-                    continue;
-                }
-                (Some(file), _) => file.clone(),
-                (None, Some(flag)) => flag.clone(),
-                (None, None) => {
-                    return Err(BadInput(format!(
-                        "{}: no experiment_id global attribute to name the scenario: pass --scenario",
-                        s.path
-                    ))
-                    .into());
-                }
-            };
-            let Some(file_years) = s.years else {
-                return Err(BadInput(format!("{}: the time axis is empty", s.path)).into());
+                .context("dataset survey thread")??;
+            let computable: Vec<Hazard> = hazards
+                .iter()
+                .filter(|h| s.variables.contains(&h.variable))
+                .cloned()
+                .collect();
+            let lacking: Vec<&Hazard> = hazards
+                .iter()
+                .filter(|h| !s.variables.contains(&h.variable))
+                .collect();
+            if !lacking.is_empty() {
+                let mut vars: Vec<String> = lacking
+                    .iter()
+                    .map(|h| self.names.get(h.variable).to_string())
+                    .collect();
+                vars.dedup();
+                let names: Vec<String> = lacking.iter().map(|h| h.risk_type.to_string()).collect();
+                plan.description.push(format!(
+                    "dataset {key}: not computed: {} (no file holds {})",
+                    names.join(", "),
+                    vars.join(", ")
+                ));
+                not_computed.push(json!({
+                    "scenario": key.scenario, "model": key.model, "member": key.member,
+                    "hazards": names, "missing_variables": vars,
+                }));
+            }
+            if computable.is_empty() {
+                continue;
+            }
+            let Some(span_years) = s.years else {
+                return Err(BadInput(format!("dataset {key}: the time axis is empty")).into());
             };
             let years = match self.years {
-                Some(wanted) => match wanted.intersect(&file_years) {
+                Some(wanted) => match wanted.intersect(&span_years) {
                     Some(y) => Some(y),
                     None => {
+                        out_of_scope.push(format!("dataset {key} spans {span_years}"));
                         plan.description.push(format!(
-                            "{}: no years of {wanted} in the file ({file_years}); skipped",
-                            s.path
+                            "dataset {key}: no years of {wanted} in its span {}; skipped",
+                            s.span
                         ));
                         continue;
                     }
@@ -286,35 +576,68 @@ impl Job for HazardBatch {
                 None => None,
             };
             let Some(range) = self.points.covering_range(&s.points) else {
+                out_of_scope.push(format!("dataset {key} has no point in {}", self.points));
                 plan.description.push(format!(
-                    "{}: no grid point selected by --points {}; skipped",
-                    s.path, self.points
+                    "dataset {key}: no grid point selected by --points {}; skipped",
+                    self.points
                 ));
                 continue;
             };
-            if !self.force
-                && let Some(prev) = input_files::lookup(&**client, JOB_NAME, &s.path).await?
-                && prev.fingerprint == s.fingerprint
-                && prev.scope == scope
-            {
+            // The skip fingerprint: the identity the rows are written under, the
+            // dataset's files and the hazard scope.
+            let file_list: String = s
+                .files
+                .iter()
+                .map(|(f, _)| format!("{}={}", f.path, f.fingerprint))
+                .collect::<Vec<_>>()
+                .join(";");
+            let computable_scope = self.scope(&computable);
+            let scope = format!(
+                "{computable_scope};dataset={}/{}/{}/{};files={}",
+                key.scenario,
+                key.model,
+                key.member,
+                key.grid,
+                stable_hash(&file_list)
+            );
+            let mut all_unchanged = !self.force;
+            let mut last_run = None;
+            for (f, _) in &s.files {
+                if !all_unchanged {
+                    break;
+                }
+                match input_files::lookup(&**client, JOB_NAME, &f.path).await? {
+                    Some(prev) if prev.fingerprint == f.fingerprint && prev.scope == scope => {
+                        last_run = Some(prev)
+                    }
+                    _ => all_unchanged = false,
+                }
+            }
+            if all_unchanged && let Some(prev) = last_run {
                 unchanged += 1;
                 plan.description.push(format!(
-                    "{}: unchanged since run {} at {} UTC; skipped (--force redoes it)",
-                    s.path, prev.run_id, prev.processed_at
+                    "dataset {key}: {} file(s) unchanged since run {} at {} UTC; skipped (--force redoes it)",
+                    s.files.len(),
+                    prev.run_id,
+                    prev.processed_at
                 ));
                 continue;
             }
-            let mut chunks = 0;
+            let hazard_names: Vec<String> =
+                computable.iter().map(|h| h.risk_type.to_string()).collect();
+            let file_refs: Vec<FileRef> = s.files.iter().map(|(f, _)| f.clone()).collect();
             let per_chunk = match self.chunk_points {
                 0 => auto_chunk_points(range.len(), usize::from(self.common.run.concurrency)),
                 n => n,
             };
+            let mut chunks = 0;
             for start in range.clone().step_by(per_chunk) {
                 let end = (start + per_chunk).min(range.end);
                 let payload = ChunkPayload {
-                    file: s.path.clone(),
-                    fingerprint: s.fingerprint.clone(),
-                    scenario: scenario.clone(),
+                    dataset: key.clone(),
+                    convention: convention.name().to_string(),
+                    attributes: attributes.clone(),
+                    files: file_refs.clone(),
                     points: [start, end],
                     selection: self.points,
                     years,
@@ -326,42 +649,74 @@ impl Job for HazardBatch {
                     ],
                 };
                 plan.tasks.push(TaskSpec {
-                    key: format!("{scenario}:{}:{start}-{end}", s.path),
+                    key: format!(
+                        "{}/{}/{}/{}:{start}-{end}",
+                        key.scenario, key.model, key.member, key.grid
+                    ),
                     payload: serde_json::to_value(&payload).context("encoding a chunk payload")?,
                 });
                 chunks += 1;
             }
+            let gaps: Vec<String> = s
+                .missing_days
+                .iter()
+                .map(|(v, n)| format!("{n} missing day(s) of {v}"))
+                .collect();
             plan.description.push(format!(
-                "{}: scenario {scenario}, {} calendar, {} days ({}), points {}..{} of {} in {chunks} chunk(s), hazards {}",
-                s.path,
+                "dataset {key} ({}): {} file(s), {} calendar, {} ({}){}, points {}..{} of {} in {chunks} chunk(s), hazards {}",
+                convention.name(),
+                s.files.len(),
                 s.calendar,
-                s.days,
-                years.unwrap_or(file_years),
+                s.span,
+                years.unwrap_or(span_years),
+                if gaps.is_empty() { String::new() } else { format!(", {}", gaps.join(", ")) },
                 range.start,
                 range.end,
                 s.points.len(),
                 hazard_names.join(",")
             ));
-            key_material.push_str(&format!(
-                "{}|{}|{scenario}|{per_chunk};",
-                s.path, s.fingerprint
-            ));
-            planned.push(PlannedInput {
-                path: s.path.clone(),
-                fingerprint: s.fingerprint.clone(),
-                scope: scope.clone(),
-                scenario,
+            key_material.push_str(&format!("{scope}|{file_list}|{per_chunk};"));
+            planned.push(PlannedDataset {
+                key,
+                convention: convention.name().to_string(),
+                attributes,
+                files: s.files.into_iter().map(|(_, d)| d).collect(),
+                scope,
                 points: range.len(),
             });
         }
-        if plan.tasks.is_empty() && unchanged > 0 {
+        *self.not_computed.lock().unwrap_or_else(|p| p.into_inner()) = not_computed;
+        if plan.tasks.is_empty() && unchanged == 0 {
+            if !out_of_scope.is_empty() {
+                return Err(UsageError(format!(
+                    "--years {} / --points {} match no input: {}",
+                    self.years
+                        .map(|y| y.to_string())
+                        .unwrap_or_else(|| "all".into()),
+                    self.points,
+                    out_of_scope.join("; ")
+                ))
+                .into());
+            }
+            let first = plan.description.first().cloned().unwrap_or_default();
+            return Err(BadInput(format!(
+                "no dataset holds the variables of the selected hazards ({}): {first}",
+                hazards
+                    .iter()
+                    .map(|h| h.risk_type.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+            .into());
+        }
+        if plan.tasks.is_empty() {
             plan.up_to_date = Some(format!(
-                "{unchanged} input(s) unchanged since their last full run; nothing to do (--force redoes them)"
+                "{unchanged} dataset(s) unchanged since their last full run; nothing to do (--force redoes them)"
             ));
         }
         // Same inputs and scope → same key: a run cut short is resumed. A
         // forced run is new work by definition.
-        let mut key = format!("{}|{scope}", stable_hash(&key_material));
+        let mut key = format!("{}|{hazard_scope}", stable_hash(&key_material));
         if self.force {
             key.push_str(&format!("|force:{}", ctx.execution));
         }
@@ -374,25 +729,37 @@ impl Job for HazardBatch {
         let chunk: ChunkPayload =
             serde_json::from_value(ctx.payload).context("decoding the chunk payload")?;
         let hazards = select_hazards(Some(&chunk.hazards))?;
-        let vars = needed_variables(&hazards);
         let names = VariableNames {
             tasmax: chunk.variables[0].clone(),
             tasmin: chunk.variables[1].clone(),
             pr: chunk.variables[2].clone(),
         };
-        let (path, [start, end]) = (PathBuf::from(&chunk.file), chunk.points);
+        let [start, end] = chunk.points;
         let years = chunk.years.map(|y| y.first..=y.last);
-        let (expected_fp, hz) = (chunk.fingerprint.clone(), hazards.clone());
+        let (files, hz) = (chunk.files.clone(), hazards.clone());
         let (points, values) = tokio::task::spawn_blocking(move || -> Result<_> {
-            let now = fingerprint(&path).with_context(|| format!("{}: cannot read", path.display()))?;
-            anyhow::ensure!(
-                now == expected_fp,
-                "{}: the file changed since this chunk was planned; run the batch again for the new input",
-                path.display()
-            );
-            let file = ClimateFile::open(&path, &names, &vars)?;
-            let values = annual_indices(&file, &hz, start..end, years)?;
-            Ok((file.points()[start..end].to_vec(), values))
+            let mut opened = Vec::with_capacity(files.len());
+            for f in &files {
+                let path = PathBuf::from(&f.path);
+                let now = fingerprint(&path).with_context(|| format!("{}: cannot read", f.path))?;
+                anyhow::ensure!(
+                    now == f.fingerprint,
+                    "{}: the file changed since this chunk was planned; run the batch again for the new input",
+                    f.path
+                );
+                let vars: Vec<Variable> = f
+                    .variables
+                    .iter()
+                    .map(|v| {
+                        variable_from_name(v)
+                            .with_context(|| format!("chunk payload: unknown variable {v:?}"))
+                    })
+                    .collect::<Result<_>>()?;
+                opened.push(ClimateFile::open(&path, &names, &vars)?);
+            }
+            let dataset = Dataset::new(opened.iter().collect())?;
+            let values = dataset_indices(&dataset, &hz, start..end, years)?;
+            Ok((dataset.points()[start..end].to_vec(), values))
         })
         .await
         .context("hazard computation thread")??;
@@ -414,6 +781,14 @@ impl Job for HazardBatch {
             .get()
             .await
             .context("getting a database connection")?;
+        // Outside the chunk's transaction: an existing dataset row is not locked.
+        let dataset_id = datasets::ensure(
+            &**client,
+            &chunk.dataset,
+            &chunk.convention,
+            &chunk.attributes,
+        )
+        .await?;
         let tx = client
             .transaction()
             .await
@@ -439,19 +814,27 @@ impl Job for HazardBatch {
                 })
             })
             .collect();
-        let n = write_chunk(&tx, &chunk.scenario, &ids, ctx.run_id, &rows).await?;
+        let n = write_chunk(
+            &tx,
+            dataset_id,
+            &chunk.dataset.scenario,
+            &ids,
+            ctx.run_id,
+            &rows,
+        )
+        .await?;
         tx.commit().await.context("committing the chunk")?;
         *self
-            .rows_by_input
+            .rows_by_dataset
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .entry(chunk.file.clone())
+            .entry(chunk.dataset.clone())
             .or_default() += n;
         Ok(TaskOutput { rows_written: n })
     }
 
     /// The harness calls this only once every chunk of the plan is done,
-    /// so the inputs are fully processed.
+    /// so the datasets are fully processed.
     async fn after_tasks(&self, ctx: &PlanContext, _metrics: &RunMetrics) -> Result<()> {
         let planned = self
             .planned
@@ -459,29 +842,39 @@ impl Job for HazardBatch {
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         let rows = self
-            .rows_by_input
+            .rows_by_dataset
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        let client = ctx
+        let mut client = ctx
             .pool
             .get()
             .await
             .context("getting a database connection")?;
-        for input in planned {
-            let written = rows.get(&input.path).copied().unwrap_or(0);
-            input_files::record(
-                &**client,
-                JOB_NAME,
-                &input.path,
-                &input.fingerprint,
-                &input.scope,
-                &input.scenario,
-                i32::try_from(input.points).unwrap_or(i32::MAX),
-                i64::try_from(written).unwrap_or(i64::MAX),
-                ctx.run_id,
-            )
-            .await?;
+        for dataset in planned {
+            let written = rows.get(&dataset.key).copied().unwrap_or(0);
+            let tx = client
+                .transaction()
+                .await
+                .context("starting the dataset record transaction")?;
+            let id = datasets::ensure(&*tx, &dataset.key, &dataset.convention, &dataset.attributes)
+                .await?;
+            datasets::record_files(&*tx, id, &dataset.attributes, &dataset.files).await?;
+            for f in &dataset.files {
+                input_files::record(
+                    &*tx,
+                    JOB_NAME,
+                    &f.path,
+                    &f.fingerprint,
+                    &dataset.scope,
+                    &dataset.key.scenario,
+                    i32::try_from(dataset.points).unwrap_or(i32::MAX),
+                    i64::try_from(written).unwrap_or(i64::MAX),
+                    ctx.run_id,
+                )
+                .await?;
+            }
+            tx.commit().await.context("committing the dataset record")?;
         }
         Ok(())
     }

@@ -5,6 +5,7 @@ pub mod cache_refresh;
 pub mod canary;
 pub mod dlq_reprocess;
 pub mod hazard_timeseries;
+pub mod inputs;
 pub mod probability_batch;
 
 use crate::climate::VariableNames;
@@ -43,7 +44,7 @@ pub fn executor_for(job: &str, common: &CommonArgs) -> Option<Box<dyn TaskExecut
         })),
         hazard_timeseries::JOB_NAME => Some(Box::new(hazard_timeseries::HazardBatch::new(
             Vec::new(),
-            None,
+            hazard_timeseries::Labels::default(),
             None,
             None,
             PointSelection::All,

@@ -1,5 +1,7 @@
-//! probability-batch: for every grid point, scenario, hazard and year, fits
-//! the window of annual index values around the year (`hazard_results`)
+//! probability-batch: for every grid point, dataset (scenario, model,
+//! member), hazard and year, fits the window of annual index values of that
+//! dataset around the year (`hazard_results`; a window never mixes models
+//! or members)
 //! and writes bin probabilities, 10/50/100-year return levels and the fit
 //! to `probability_results`.
 //!
@@ -115,11 +117,15 @@ fn select_configs(names: Option<&[String]>) -> Result<Vec<ProbabilityConfig>> {
         .collect()
 }
 
-/// Fits every window of the series in `rows` (grid, scenario, risk, year,
-/// value; ordered by the first four). Pure: the task's blocking half.
+/// One annual value: (grid id, dataset id, scenario, risk type, year, value).
+pub type SeriesRow = (i32, i32, String, String, i16, f64);
+
+/// Fits every window of the series in `rows` (ordered by grid, dataset,
+/// risk, year): one series per grid point, dataset and hazard, so a window
+/// never mixes models or members. Pure: the task's blocking half.
 /// Returns the rows and the number of windows too short to fit.
 pub fn fit_series(
-    rows: &[(i32, String, String, i16, f64)],
+    rows: &[SeriesRow],
     configs: &[ProbabilityConfig],
     years: Option<YearRange>,
     window: usize,
@@ -133,12 +139,17 @@ pub fn fit_series(
     let mut series: Vec<(i32, f64)> = Vec::new();
     let mut start = 0;
     while start < rows.len() {
-        let (grid, scenario, risk) = (&rows[start].0, &rows[start].1, &rows[start].2);
+        let (grid, dataset, scenario, risk) = (
+            &rows[start].0,
+            &rows[start].1,
+            &rows[start].2,
+            &rows[start].3,
+        );
         let mut end = start;
         while end < rows.len()
             && rows[end].0 == *grid
-            && rows[end].1 == *scenario
-            && rows[end].2 == *risk
+            && rows[end].1 == *dataset
+            && rows[end].3 == *risk
         {
             end += 1;
         }
@@ -148,7 +159,7 @@ pub fn fit_series(
             continue;
         };
         series.clear();
-        series.extend(group.iter().map(|r| (i32::from(r.3), r.4)));
+        series.extend(group.iter().map(|r| (i32::from(r.4), r.5)));
         let (first, last) = (series[0].0, series[series.len() - 1].0);
         for year in first..=last {
             if years.is_some_and(|y| !y.contains(year)) {
@@ -164,6 +175,7 @@ pub fn fit_series(
             }
             out.push(ProbabilityRow {
                 grid_id: *grid,
+                dataset_id: *dataset,
                 scenario: scenario.clone(),
                 risk_type: config.risk_type().to_string(),
                 year: year as i16,
@@ -314,17 +326,17 @@ impl Job for ProbabilityBatch {
             .get()
             .await
             .context("getting a database connection")?;
-        let rows: Vec<(i32, String, String, i16, f64)> = client
+        let rows: Vec<SeriesRow> = client
             .query(
-                "SELECT grid_id, scenario, risk_type, year, value FROM hazard_results
+                "SELECT grid_id, dataset_id, scenario, risk_type, year, value FROM hazard_results
                   WHERE grid_id = ANY($1) AND ($2::text[] IS NULL OR scenario = ANY($2)) AND risk_type = ANY($3)
-                  ORDER BY grid_id, scenario, risk_type, year",
+                  ORDER BY grid_id, dataset_id, risk_type, year",
                 &[&chunk.grid_ids, &chunk.scenarios, &chunk.hazards],
             )
             .await
             .context("reading the chunk's hazard_results")?
             .iter()
-            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5)))
             .collect();
         let (years, window, min_years) = (chunk.years, chunk.window, chunk.min_years);
         let (rows, too_short) = tokio::task::spawn_blocking(move || {

@@ -2,6 +2,7 @@
 //! reading the run history.
 
 pub mod check;
+pub mod datasets;
 pub mod demo_data;
 pub mod dlq;
 pub mod metrics_push;

@@ -2,6 +2,7 @@
 //! ledger. Bulk writes are binary COPY; no SQL is built from data.
 
 pub mod bulk;
+pub mod datasets;
 pub mod grid;
 pub mod hazard_results;
 pub mod input_files;

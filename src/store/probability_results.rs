@@ -1,5 +1,5 @@
 //! `probability_results`: bin probabilities, return levels and fit
-//! parameters per grid point, scenario, hazard and year, written per chunk
+//! parameters per grid point, dataset, hazard and year, written per chunk
 //! with binary COPY; re-running a chunk replaces its rows.
 
 use anyhow::{Context, Result};
@@ -13,6 +13,8 @@ use super::bulk::ChunkTable;
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProbabilityRow {
     pub grid_id: i32,
+    /// The dataset (scenario, model, member) the window came from.
+    pub dataset_id: i32,
     pub scenario: String,
     pub risk_type: String,
     pub year: i16,
@@ -31,7 +33,8 @@ const TABLE: ChunkTable = ChunkTable {
     table: "probability_results",
     stage: "probability_stage",
     columns: "grid_id, scenario, risk_type, year, method, sample_size, bin_edges, bin_probs, \
-              return_level_10, return_level_50, return_level_100, gev_c, gev_loc, gev_scale, run_id",
+              return_level_10, return_level_50, return_level_100, gev_c, gev_loc, gev_scale, run_id, \
+              dataset_id",
     types: &[
         Type::INT4,
         Type::TEXT,
@@ -48,8 +51,9 @@ const TABLE: ChunkTable = ChunkTable {
         Type::FLOAT8,
         Type::FLOAT8,
         Type::UUID,
+        Type::INT4,
     ],
-    on_conflict: "(grid_id, scenario, risk_type, year) DO UPDATE
+    on_conflict: "(grid_id, dataset_id, risk_type, year) DO UPDATE
         SET method = EXCLUDED.method, sample_size = EXCLUDED.sample_size,
             bin_edges = EXCLUDED.bin_edges, bin_probs = EXCLUDED.bin_probs,
             return_level_10 = EXCLUDED.return_level_10, return_level_50 = EXCLUDED.return_level_50,
@@ -91,6 +95,7 @@ pub async fn write_chunk(
                 &r.gev_loc,
                 &r.gev_scale,
                 &run_id,
+                &r.dataset_id,
             ]
         })
         .await

@@ -12,6 +12,11 @@ pub const MIGRATIONS: &[Migration] = &[
         include_str!("../../migrations/0002_hazard.sql"),
     ),
     (3, "cache", include_str!("../../migrations/0003_cache.sql")),
+    (
+        4,
+        "datasets",
+        include_str!("../../migrations/0004_datasets.sql"),
+    ),
 ];
 
 #[cfg(test)]

@@ -381,3 +381,83 @@ fn a_letter_that_keeps_failing_backs_off_longer_each_time_then_is_dead() {
     assert_eq!(run(dlq(&db, &[])).summary()["tasks_done"], 1);
     assert_eq!(db.scalar("SELECT status FROM dead_letters"), "resolved");
 }
+
+/// Four datasets of one experiment (two models, two members; tests/fixtures/datasets) on one
+/// grid: one cache row per region × dataset × hazard × year, each from its own dataset.
+#[test]
+fn cache_keeps_one_row_per_region_dataset_hazard_and_year() {
+    let db = TestDb::migrated("cache_datasets");
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/datasets");
+    let done = run(hazard(
+        &db,
+        &[
+            "--input",
+            fixtures.join("download1").to_str().unwrap(),
+            "--input",
+            fixtures.join("download2").to_str().unwrap(),
+        ],
+    ));
+    assert_eq!(done.code, 0, "{}", done.all_output());
+    let dir = std::env::temp_dir().join(format!("cache-datasets-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let csv = dir.join("regions.csv");
+    std::fs::write(
+        &csv,
+        "code,name,lat,lon\nA,North,36.9,127.4\nB,South,35.1,126.6\nC,Middle,36.1,127.0\n",
+    )
+    .unwrap();
+    let imported = run({
+        let mut c = jobctl(&db.url);
+        c.args(["regions", "import"]).arg(&csv);
+        c
+    });
+    assert_eq!(imported.code, 0, "{}", imported.all_output());
+    let built = refresh(&db, &[]);
+    assert_eq!(built.code, 0, "{}", built.all_output());
+
+    let combos = db.count(
+        "SELECT count(*) FROM (SELECT DISTINCT dataset_id, risk_type, year FROM hazard_results) c",
+    );
+    assert_eq!(
+        db.count("SELECT count(*) FROM region_hazard_cache"),
+        3 * combos
+    );
+    assert_eq!(
+        db.count("SELECT count(DISTINCT (model, member)) FROM region_hazard_cache"),
+        4
+    );
+    // Each row's value is its own dataset's value at the region's nearest point.
+    let points: Vec<(i32, f64, f64)> = db
+        .rows("SELECT id, lat, lon FROM grid_points")
+        .iter()
+        .map(|r| {
+            let f = |i: usize| r[i].as_deref().unwrap().parse::<f64>().unwrap();
+            (f(0) as i32, f(1), f(2))
+        })
+        .collect();
+    let (mut checked, mut with_value) = (0, 0);
+    for r in db.rows(
+        "SELECT c.region_code, g.lat, g.lon, c.model, c.member, c.risk_type, c.year, c.value::text,
+                (SELECT h.value::text FROM hazard_values h JOIN grid_points p ON p.lat = h.lat AND p.lon = h.lon
+                  WHERE p.id = c.grid_id AND h.model = c.model AND h.member = c.member
+                    AND h.risk_type = c.risk_type AND h.year = c.year)
+           FROM region_hazard_cache c JOIN regions g ON g.code = c.region_code",
+    ) {
+        let f = |i: usize| r[i].as_deref().unwrap().parse::<f64>().unwrap();
+        let (nearest, _) = nearest_point(f(1), f(2), &points).unwrap();
+        let grid: i64 = db.count(&format!(
+            "SELECT grid_id FROM region_hazard_cache WHERE region_code = '{}' LIMIT 1",
+            r[0].as_deref().unwrap()
+        ));
+        assert_eq!(grid, i64::from(nearest));
+        assert_eq!(r[7], r[8], "{r:?}");
+        checked += 1;
+        with_value += i64::from(r[7].is_some());
+    }
+    assert_eq!(checked, 3 * combos);
+    assert!(
+        with_value > 3 * combos / 2,
+        "{with_value} of {checked} rows have a value"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -322,8 +322,16 @@ fn unsupported_calendar() {
 fn non_daily_time_axis() {
     let dir = TempDir::new("nondaily");
     let p = dir.path("f.nc");
+    // A gap is missing days, not an error: the steps keep their own day numbers.
     let mut spec = indexed_spec(3);
     spec.time = vec![0.0, 1.0, 3.0];
+    spec.write(&p);
+    let d = open(&p).unwrap().day_numbers().to_vec();
+    assert_eq!((d[1] - d[0], d[2] - d[1]), (1, 2));
+    // Steps that go backwards are refused.
+    let p = dir.path("g.nc");
+    let mut spec = indexed_spec(3);
+    spec.time = vec![0.0, 2.0, 1.0];
     spec.write(&p);
     let err = open(&p).unwrap_err();
     assert!(matches!(err.kind, InputErrorKind::BadTimeAxis(_)), "{err}");

@@ -205,8 +205,9 @@ fn a_failed_chunk_is_dead_lettered_the_others_are_written_and_a_rerun_repairs_it
     let payload: serde_json::Value =
         serde_json::from_str(letters[0][0].as_deref().unwrap()).unwrap();
     assert_eq!(payload["points"], serde_json::json!([16, 32]));
-    assert_eq!(payload["file"], input.to_str().unwrap());
-    assert_eq!(payload["scenario"], "ssp126");
+    // The payload carries what redoes the chunk: the dataset and its files.
+    assert_eq!(payload["files"][0]["path"], input.to_str().unwrap());
+    assert_eq!(payload["dataset"]["scenario"], "ssp126");
     // The payload's points are exactly the ones missing from the table.
     let file = ClimateFile::open(&input, &VariableNames::default(), &Variable::ALL).unwrap();
     for (i, (lat, lon)) in file.points().iter().enumerate() {
@@ -327,4 +328,442 @@ fn bad_input_exits_65_naming_file_and_variable_and_writes_nothing() {
         db.count("SELECT count(*) FROM job_runs WHERE status = 'failed' AND exit_code = 65"),
         7
     );
+}
+
+// ---- datasets: ESGF / CORDEX downloads (tests/fixtures/datasets, tools/fixtures/make_dataset_fixtures.py) ----
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/datasets")
+}
+
+/// (model, member, lat, lon, risk_type, year) → xclim's value on the joined series (None: NaN).
+type Expected = BTreeMap<(String, String, String, String, String, i32), Option<f64>>;
+
+fn xclim_expected() -> Expected {
+    let text = std::fs::read_to_string(fixtures().join("expected.csv")).unwrap();
+    text.lines()
+        .skip(1)
+        .map(|line| {
+            let f: Vec<&str> = line.split(',').collect();
+            let key = (
+                f[0].to_string(),
+                f[1].to_string(),
+                // As Postgres prints float8 (shortest round trip, like Rust).
+                f[2].parse::<f64>().unwrap().to_string(),
+                f[3].parse::<f64>().unwrap().to_string(),
+                f[4].to_string(),
+                f[5].parse().unwrap(),
+            );
+            (key, (!f[6].is_empty()).then(|| f[6].parse().unwrap()))
+        })
+        .collect()
+}
+
+/// The `hazard_values` view, the reading contract: (model, member, lat, lon, risk, year) → value.
+fn hazard_values(
+    db: &TestDb,
+    scenario: &str,
+) -> BTreeMap<(String, String, String, String, String, i32), f64> {
+    let rows = db.rows(&format!(
+        "SELECT model, member, lat::text, lon::text, risk_type, year, value FROM hazard_values WHERE scenario = '{scenario}'"
+    ));
+    let n = rows.len();
+    let map: BTreeMap<_, _> = rows
+        .into_iter()
+        .map(|r| {
+            let s = |i: usize| r[i].clone().unwrap();
+            (
+                (s(0), s(1), s(2), s(3), s(4), s(5).parse().unwrap()),
+                s(6).parse().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(map.len(), n, "one row per value in hazard_values");
+    map
+}
+
+/// Counts identical, amounts within 1e-4 relative (as tests/hazard_fixtures.rs); a NaN of
+/// xclim's is no row.
+fn assert_matches_xclim(
+    want: &Expected,
+    got: &BTreeMap<(String, String, String, String, String, i32), f64>,
+) {
+    for (key, value) in want {
+        match (value, got.get(key)) {
+            (None, None) => {}
+            (Some(e), Some(g))
+                if key.4 == "extreme_heat" || key.4 == "extreme_cold" || key.4 == "drought" =>
+            {
+                assert_eq!(g, e, "{key:?}")
+            }
+            (Some(e), Some(g)) => assert!(
+                (g - e).abs() <= 1e-4 * e.abs().max(1e-300),
+                "{key:?}: {g} vs xclim {e}"
+            ),
+            (e, g) => panic!("{key:?}: stored {g:?}, xclim {e:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_cordex_simulation_is_named_by_its_driving_and_regional_model() {
+    let db = TestDb::migrated("hazard_cordex");
+    let dir = fixtures().join("cordex");
+    let done = run_batch(&db, &["--input", dir.to_str().unwrap()]);
+    assert_eq!(done.code, 0, "{}", done.all_output());
+    let mut want = xclim_expected();
+    want.retain(|k, _| k.0 == "MPI-M-MPI-ESM-LR/CLMcom-CCLM4-8-17" && k.1 == "r1i1p1");
+    let got = hazard_values(&db, "rcp85");
+    assert_eq!(got.len(), want.values().filter(|v| v.is_some()).count());
+    assert_matches_xclim(&want, &got);
+    assert_eq!(
+        db.scalar("SELECT scenario || ' ' || model || ' ' || member || ' ' || grid || ' ' || convention FROM datasets"),
+        "rcp85 MPI-M-MPI-ESM-LR/CLMcom-CCLM4-8-17 r1i1p1 EUR-11 CORDEX"
+    );
+}
+
+#[test]
+fn a_download_in_two_folders_keeps_every_dataset_each_equal_to_xclim_on_its_joined_series() {
+    let db = TestDb::migrated("hazard_datasets");
+    let (d1, d2) = (fixtures().join("download1"), fixtures().join("download2"));
+    let (d1, d2) = (d1.to_str().unwrap(), d2.to_str().unwrap());
+
+    // The plan names the datasets and what one of them cannot compute.
+    let plan = run_batch(&db, &["--input", d1, "--input", d2, "--dry-run"]);
+    assert_eq!(plan.code, 0, "{}", plan.all_output());
+    for says in [
+        "dataset ssp245 MODEL-A r1i1p1f1 gn (CMIP6): 6 file(s)",
+        "dataset ssp245 MODEL-A r2i1p1f1 gn (CMIP6): 1 file(s)",
+        "1 missing day(s) of tasmax",
+        "dataset ssp245 MODEL-B r1i1p1f1 gn (ESGF file name): 6 file(s)",
+        "dataset ssp245 MODEL-C r1i1p1f1 gn: not computed: drought, urban_flood, river_flood (no file holds pr)",
+    ] {
+        assert!(plan.stdout.contains(says), "{says:?} in:\n{}", plan.stdout);
+    }
+    assert_eq!(
+        db.count("SELECT count(*) FROM datasets"),
+        0,
+        "a dry run writes nothing"
+    );
+
+    let done = run_batch(&db, &["--input", d1, "--input", d2]);
+    assert_eq!(done.code, 0, "{}", done.all_output());
+    let summary = done.summary();
+    assert_eq!(summary["counters"]["datasets"], 4);
+    let lacking = &summary["counters"]["not_computed"];
+    assert_eq!(lacking.as_array().unwrap().len(), 1, "{lacking}");
+    assert_eq!(lacking[0]["model"], "MODEL-C");
+    assert_eq!(
+        lacking[0]["hazards"],
+        serde_json::json!(["drought", "urban_flood", "river_flood"])
+    );
+
+    let mut want = xclim_expected();
+    want.retain(|k, _| k.0.starts_with("MODEL-"));
+    let with_value = want.values().filter(|v| v.is_some()).count();
+    let got = hazard_values(&db, "ssp245");
+    // Every value is there: none lost, none overwritten by another model or member.
+    assert_eq!(got.len(), with_value, "rows in hazard_values");
+    assert_eq!(summary["rows_written"], with_value);
+    assert_eq!(
+        db.count("SELECT count(DISTINCT (model, member)) FROM hazard_values"),
+        4
+    );
+    assert_matches_xclim(&want, &got);
+    // The planted cases: a dry spell and an Rx5day window across the file boundary of MODEL-A
+    // r1, and the missing day of MODEL-A r2 (no 2016 value at all).
+    let key = |member: &str, lat: &str, lon: &str, risk: &str, year: i32| {
+        (
+            "MODEL-A".to_string(),
+            member.to_string(),
+            lat.to_string(),
+            lon.to_string(),
+            risk.to_string(),
+            year,
+        )
+    };
+    assert!(got[&key("r1i1p1f1", "35", "126.5", "drought", 2016)] >= 46.0);
+    assert!((got[&key("r1i1p1f1", "35", "127.5", "river_flood", 2016)] - 450.0).abs() < 0.01);
+    assert!(!got.contains_key(&key("r2i1p1f1", "35", "126.5", "drought", 2016)));
+    assert!(got.contains_key(&key("r2i1p1f1", "35", "126.5", "drought", 2015)));
+
+    // Identity and provenance, for operators.
+    let listed = run({
+        let mut c = support::jobctl(&db.url);
+        c.args(["datasets", "--json"]);
+        c
+    });
+    assert_eq!(listed.code, 0, "{}", listed.all_output());
+    let list: serde_json::Value = serde_json::from_str(&listed.stdout).unwrap();
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 4);
+    let b = list.iter().find(|d| d["model"] == "MODEL-B").unwrap();
+    assert_eq!(b["convention"], "ESGF file name");
+    assert_eq!(b["files"].as_array().unwrap().len(), 6);
+    let a1 = list
+        .iter()
+        .find(|d| d["model"] == "MODEL-A" && d["member"] == "r1i1p1f1")
+        .unwrap();
+    assert_eq!(a1["attributes"]["source_id"], "MODEL-A");
+    assert_eq!(
+        a1["hazard_rows"],
+        got.keys()
+            .filter(|k| k.0 == "MODEL-A" && k.1 == "r1i1p1f1")
+            .count()
+    );
+
+    // Unchanged: the whole download is skipped.
+    let again = run_batch(&db, &["--input", d1, "--input", d2]);
+    assert_eq!(again.code, 0, "{}", again.all_output());
+    assert_eq!(
+        again.summary()["status"],
+        "skipped",
+        "{}",
+        again.all_output()
+    );
+}
+
+#[test]
+fn conflicting_overlapping_days_exit_65_naming_both_files_and_the_date_and_write_nothing() {
+    let db = TestDb::migrated("hazard_conflict");
+    let dir = fixtures().join("conflict");
+    let done = run_batch(&db, &["--input", dir.to_str().unwrap()]);
+    assert_eq!(done.code, 65, "{}", done.all_output());
+    let error = done.summary()["error"].as_str().unwrap().to_string();
+    for says in [
+        "pr_day_MODEL-D_ssp245_r1i1p1f1_gn_20150101-20161231.nc",
+        "pr_day_MODEL-D_ssp245_r1i1p1f1_gn_20161227-20171231.nc",
+        "first conflicting date 2016-12-29",
+    ] {
+        assert!(error.contains(says), "{says:?} in: {error}");
+    }
+    assert_eq!(db.count("SELECT count(*) FROM hazard_results"), 0);
+    assert_eq!(db.count("SELECT count(*) FROM datasets"), 0);
+    assert_eq!(db.count("SELECT count(*) FROM grid_points"), 0);
+}
+
+#[test]
+fn labels_filter_name_and_relabel_and_a_relabelled_input_is_recomputed() {
+    let db = TestDb::migrated("hazard_labels");
+    let d2 = fixtures().join("download2");
+    let d2 = d2.to_str().unwrap();
+
+    // A filter that matches nothing is a usage error, never a silent success.
+    let none = run_batch(&db, &["--input", d2, "--scenario", "ssp585"]);
+    assert_eq!(none.code, 2, "{}", none.all_output());
+    let error = none.summary()["error"].as_str().unwrap().to_string();
+    assert!(
+        error.contains("--scenario ssp585 matches no input"),
+        "{error}"
+    );
+    assert!(
+        error.contains("ssp245"),
+        "names what the inputs hold: {error}"
+    );
+    let years = run_batch(&db, &["--input", d2, "--years", "2040..2050"]);
+    assert_eq!(years.code, 2, "{}", years.all_output());
+    let pattern = fixtures().join("download2/*_MODEL-Z_*.nc");
+    let nothing = run_batch(&db, &["--input", pattern.to_str().unwrap()]);
+    assert_eq!(nothing.code, 2, "{}", nothing.all_output());
+    assert_eq!(db.count("SELECT count(*) FROM hazard_results"), 0);
+
+    // A pattern, and --model selecting one dataset of two.
+    let pattern = fixtures().join("download2/*_day_MODEL-?_ssp245_*.nc");
+    let b = run_batch(
+        &db,
+        &["--input", pattern.to_str().unwrap(), "--model", "MODEL-B"],
+    );
+    assert_eq!(b.code, 0, "{}", b.all_output());
+    assert_eq!(b.summary()["counters"]["datasets"], 1, "{}", b.all_output());
+    let b_rows = db.count("SELECT count(*) FROM hazard_values WHERE model = 'MODEL-B'");
+    assert!(b_rows > 0);
+    assert_eq!(db.count("SELECT count(*) FROM hazard_values"), b_rows);
+    let skipped = run_batch(&db, &["--input", d2, "--model", "MODEL-B"]);
+    assert_eq!(
+        skipped.summary()["status"],
+        "skipped",
+        "{}",
+        skipped.all_output()
+    );
+
+    // Relabelled: recomputed under the new identity, not skipped; the old rows stay.
+    let relabelled = run_batch(&db, &["--input", d2, "--model", "MODEL-B=MODEL-B-v2"]);
+    assert_eq!(relabelled.code, 0, "{}", relabelled.all_output());
+    assert_eq!(
+        relabelled.summary()["status"],
+        "succeeded",
+        "{}",
+        relabelled.all_output()
+    );
+    assert!(
+        relabelled.stderr.contains("relabelled"),
+        "logged: {}",
+        relabelled.stderr
+    );
+    assert_eq!(
+        db.count("SELECT count(*) FROM hazard_values WHERE model = 'MODEL-B-v2'"),
+        b_rows
+    );
+    assert_eq!(
+        db.count("SELECT count(*) FROM hazard_values WHERE model = 'MODEL-B'"),
+        b_rows
+    );
+}
+
+#[test]
+fn inputs_are_never_split_on_commas_and_the_environment_takes_colon_separated_inputs() {
+    let db = TestDb::migrated("hazard_input_paths");
+    let dir = TempDir::new("comma");
+    let odd = dir.path("runs,2026");
+    std::fs::create_dir_all(&odd).unwrap();
+    let name = "MODEL-A_r2i1p1f1_ssp245_all-variables.nc";
+    std::fs::copy(fixtures().join("download1").join(name), odd.join(name)).unwrap();
+    let done = run_batch(
+        &db,
+        &[
+            "--input",
+            odd.to_str().unwrap(),
+            "--hazards",
+            "extreme_heat",
+        ],
+    );
+    assert_eq!(done.code, 0, "{}", done.all_output());
+    assert!(db.count("SELECT count(*) FROM hazard_values WHERE member = 'r2i1p1f1'") > 0);
+
+    let mut c = batch(&db);
+    c.env(
+        "CLIMATE_JOBS_INPUT",
+        format!(
+            "{}:{}",
+            fixtures().join("download2").display(),
+            odd.display()
+        ),
+    )
+    .args(["--hazards", "extreme_cold", "--dry-run"]);
+    let planned = run(c);
+    assert_eq!(planned.code, 0, "{}", planned.all_output());
+    assert!(
+        planned.stdout.contains("MODEL-A r2i1p1f1"),
+        "{}",
+        planned.stdout
+    );
+    assert!(
+        planned.stdout.contains("MODEL-B r1i1p1f1"),
+        "{}",
+        planned.stdout
+    );
+}
+
+#[test]
+fn migrating_a_schema_3_database_keeps_every_row_assigned_to_a_dataset() {
+    let db = TestDb::empty("hazard_migrate_from_3");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    let mut sql = String::from(
+        "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now());",
+    );
+    for f in ["0001_harness.sql", "0002_hazard.sql", "0003_cache.sql"] {
+        sql.push_str(&std::fs::read_to_string(root.join(f)).unwrap());
+    }
+    sql.push_str(
+        "INSERT INTO schema_migrations (version, name) VALUES (1, 'harness'), (2, 'hazard'), (3, 'cache');
+         INSERT INTO grid_points (id, lat, lon) VALUES (1, 35, 127), (2, 36, 128);
+         INSERT INTO hazard_results (grid_id, scenario, risk_type, year, value, score, run_id)
+         SELECT g, s, r, y, g * 10 + y - 2000, 50, '00000000-0000-7000-8000-000000000001'
+           FROM generate_series(1, 2) g, unnest(ARRAY['ssp126', 'ssp585']) s,
+                unnest(ARRAY['drought', 'extreme_heat']) r, generate_series(2021, 2023) y;
+         INSERT INTO probability_results (grid_id, scenario, risk_type, year, method, sample_size, bin_edges,
+                bin_probs, return_level_10, return_level_50, return_level_100, run_id)
+         VALUES (1, 'ssp585', 'drought', 2022, 'empirical', 3, '{1,2}', '{0.2,0.3,0.5}', 1, 2, 3,
+                 '00000000-0000-7000-8000-000000000001');
+         INSERT INTO input_files (path, job, fingerprint, scope, scenario, points, rows_written, run_id)
+         VALUES ('/data/cmip6/ssp585.nc', 'hazard-timeseries-batch', 'v1:1:2:3', 'hazards=all', 'ssp585', 2, 12,
+                 '00000000-0000-7000-8000-000000000001');
+         INSERT INTO regions (code, name, lat, lon) VALUES ('KR-11', 'Seoul', 35.1, 127.1);
+         INSERT INTO region_hazard_cache_state (generation, rows, source_versions, run_id)
+         VALUES (7, 1, '{}', '00000000-0000-7000-8000-000000000001');
+         INSERT INTO region_hazard_cache_rows (generation, region_code, scenario, risk_type, year, grid_id,
+                distance_km, value, score)
+         VALUES (7, 'KR-11', 'ssp585', 'drought', 2022, 1, 14.2, 32, 50);",
+    );
+    db.rows(&sql);
+    let before = db.scalar(
+        "SELECT md5(string_agg(concat_ws('|', grid_id, scenario, risk_type, year, value, score), ',' ORDER BY grid_id, scenario, risk_type, year)) FROM hazard_results",
+    );
+
+    let migrated = run({
+        let mut c = support::jobctl(&db.url);
+        c.arg("migrate");
+        c
+    });
+    assert_eq!(migrated.code, 0, "{}", migrated.all_output());
+    assert!(
+        migrated.stdout.contains("1 applied, 3 already present"),
+        "{}",
+        migrated.stdout
+    );
+
+    // Every row kept, and each belongs to the dataset of the scenario it was written under.
+    assert_eq!(db.count("SELECT count(*) FROM hazard_results"), 24);
+    assert_eq!(
+        db.scalar(
+            "SELECT md5(string_agg(concat_ws('|', grid_id, scenario, risk_type, year, value, score), ',' ORDER BY grid_id, scenario, risk_type, year)) FROM hazard_results"
+        ),
+        before
+    );
+    assert_eq!(
+        db.count(
+            "SELECT count(*) FROM hazard_results h JOIN datasets d ON d.id = h.dataset_id AND d.scenario = h.scenario"
+        ),
+        24
+    );
+    assert_eq!(
+        db.scalar("SELECT string_agg(scenario || ':' || model || ':' || member, ',' ORDER BY scenario) FROM datasets"),
+        "ssp126:unknown:unknown,ssp585:unknown:unknown"
+    );
+    assert_eq!(db.count("SELECT count(*) FROM hazard_values"), 24);
+    assert_eq!(
+        db.scalar("SELECT f.path FROM dataset_files f JOIN datasets d ON d.id = f.dataset_id WHERE d.scenario = 'ssp585'"),
+        "/data/cmip6/ssp585.nc"
+    );
+    assert_eq!(
+        db.count("SELECT count(*) FROM probability_results p JOIN datasets d ON d.id = p.dataset_id AND d.scenario = 'ssp585'"),
+        1
+    );
+    assert_eq!(
+        db.scalar("SELECT region_code || ':' || scenario || ':' || model || ':' || member || ':' || value FROM region_hazard_cache"),
+        "KR-11:ssp585:unknown:unknown:32"
+    );
+}
+
+#[test]
+fn files_of_one_dataset_on_different_grids_exit_65_naming_both() {
+    let db = TestDb::migrated("hazard_grid_mismatch");
+    let dir = TempDir::new("grid-mismatch");
+    let days = 40;
+    let t = small_file(
+        &dir,
+        "tasmax_day_M_ssp245_r1i1p1f1_gn_20300101-20300209.nc",
+        |s| {
+            s.vars = vec![Var::f32("tasmax", "K", vec![300.0; days * 4])];
+        },
+    );
+    let p = small_file(
+        &dir,
+        "pr_day_M_ssp245_r1i1p1f1_gn_20300101-20300209.nc",
+        |s| {
+            s.grid = Grid::LatLon {
+                lats: vec![35.0, 36.0, 37.0],
+                lons: vec![127.0],
+            };
+            s.vars = vec![Var::f32("pr", "kg m-2 s-1", vec![1e-5; days * 3])];
+        },
+    );
+    let dir_path = t.parent().unwrap();
+    let done = run_batch(&db, &["--input", dir_path.to_str().unwrap()]);
+    assert_eq!(done.code, 65, "{}", done.all_output());
+    let error = done.summary()["error"].as_str().unwrap().to_string();
+    assert!(error.contains(t.to_str().unwrap()), "{error}");
+    assert!(error.contains(p.to_str().unwrap()), "{error}");
+    assert!(error.contains("must share the grid"), "{error}");
+    assert_eq!(db.count("SELECT count(*) FROM hazard_results"), 0);
 }

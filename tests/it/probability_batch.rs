@@ -6,7 +6,7 @@ use crate::support;
 use std::path::PathBuf;
 use std::process::Command;
 
-use climate_jobs::jobs::probability_batch::fit_series;
+use climate_jobs::jobs::probability_batch::{SeriesRow, fit_series};
 use climate_jobs::probability::default_configs;
 use support::{Finished, TestDb, run};
 
@@ -52,12 +52,19 @@ fn every_series_year_gets_a_row_equal_to_the_pure_fit_with_bins_summing_to_one()
     assert_eq!(summary["tasks_done"], 3, "20 points in chunks of 8");
 
     // What the pure code computes from the same hazard rows.
-    let series: Vec<(i32, String, String, i16, f64)> = db
-        .rows("SELECT grid_id, scenario, risk_type, year, value FROM hazard_results ORDER BY 1, 2, 3, 4")
+    let series: Vec<SeriesRow> = db
+        .rows("SELECT grid_id, dataset_id, scenario, risk_type, year, value FROM hazard_results ORDER BY 1, 2, 4, 5")
         .into_iter()
         .map(|r| {
             let s = |i: usize| r[i].clone().unwrap();
-            (s(0).parse().unwrap(), s(1), s(2), s(3).parse().unwrap(), s(4).parse().unwrap())
+            (
+                s(0).parse().unwrap(),
+                s(1).parse().unwrap(),
+                s(2),
+                s(3),
+                s(4).parse().unwrap(),
+                s(5).parse().unwrap(),
+            )
         })
         .collect();
     let (want, too_short) = fit_series(&series, &default_configs(), None, 30, 20);
@@ -176,4 +183,86 @@ fn failed_and_hung_chunks_are_dead_lettered_and_dlq_reprocess_redoes_them() {
         2
     );
     assert_eq!(checksum(&db), checksum(&clean));
+}
+
+/// Two models and two members of one experiment (tests/fixtures/datasets): each dataset is
+/// fitted on its own series only.
+#[test]
+fn each_dataset_is_fitted_on_its_own_series_never_mixing_models_or_members() {
+    let db = TestDb::migrated("prob_datasets");
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/datasets");
+    let done = run(job(
+        &db,
+        env!("CARGO_BIN_EXE_hazard-timeseries-batch"),
+        &[
+            "--input",
+            fixtures.join("download1").to_str().unwrap(),
+            "--input",
+            fixtures.join("download2").to_str().unwrap(),
+        ],
+    ));
+    assert_eq!(done.code, 0, "{}", done.all_output());
+    assert_eq!(
+        db.count("SELECT count(DISTINCT model) FROM hazard_values"),
+        3
+    );
+    // Three years per dataset: windows of 3, at least 2 values.
+    let fitted = run(probability(&db, &["--window", "3", "--min-years", "2"]));
+    assert_eq!(fitted.code, 0, "{}", fitted.all_output());
+    assert_eq!(
+        db.count("SELECT count(DISTINCT dataset_id) FROM probability_results"),
+        4
+    );
+    // A window mixing the four datasets would hold up to 12 values.
+    assert!(db.count("SELECT max(sample_size) FROM probability_results") <= 3);
+    let ids: Vec<String> = db
+        .rows("SELECT id FROM datasets ORDER BY id")
+        .into_iter()
+        .map(|r| r[0].clone().unwrap())
+        .collect();
+    for id in ids {
+        // The pure fit of this dataset's series alone.
+        let series: Vec<SeriesRow> = db
+            .rows(&format!(
+                "SELECT grid_id, dataset_id, scenario, risk_type, year, value FROM hazard_results
+                  WHERE dataset_id = {id} ORDER BY 1, 2, 4, 5"
+            ))
+            .into_iter()
+            .map(|r| {
+                let s = |i: usize| r[i].clone().unwrap();
+                (
+                    s(0).parse().unwrap(),
+                    s(1).parse().unwrap(),
+                    s(2),
+                    s(3),
+                    s(4).parse().unwrap(),
+                    s(5).parse().unwrap(),
+                )
+            })
+            .collect();
+        let (want, _) = fit_series(&series, &default_configs(), None, 3, 2);
+        assert!(!want.is_empty());
+        let got = db.rows(&format!(
+            "SELECT grid_id, risk_type, year, sample_size, return_level_100 FROM probability_results
+              WHERE dataset_id = {id} ORDER BY grid_id, risk_type, year"
+        ));
+        assert_eq!(got.len(), want.len(), "dataset {id}");
+        for (g, w) in got.iter().zip(&want) {
+            let s = |i: usize| g[i].clone().unwrap();
+            assert_eq!(
+                (
+                    s(0).parse::<i32>().unwrap(),
+                    s(1),
+                    s(2).parse::<i16>().unwrap()
+                ),
+                (w.grid_id, w.risk_type.clone(), w.year)
+            );
+            assert_eq!(s(3).parse::<i16>().unwrap(), w.sample_size, "{w:?}");
+            let rl: f64 = s(4).parse().unwrap();
+            assert!(
+                (rl - w.return_levels[2]).abs() <= 1e-9 * rl.abs().max(1.0),
+                "dataset {id}: {rl} vs {w:?}"
+            );
+        }
+    }
 }

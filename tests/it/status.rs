@@ -137,7 +137,9 @@ fn scripted(name: &str) -> TestDb {
         ),
         "INSERT INTO data_versions (table_name, version, changed_at) VALUES
            ('hazard_results', 3, '2026-11-20T00:00:00Z'),
-           ('probability_results', 5, '2026-11-28T07:01:00Z');"
+           ('probability_results', 5, '2026-11-28T07:01:00Z')
+         ON CONFLICT (table_name) DO UPDATE
+            SET version = EXCLUDED.version, changed_at = EXCLUDED.changed_at;"
             .to_string(),
     ];
     db.rows(&script.join("\n"));
