@@ -46,7 +46,8 @@ impl VariableNames {
 /// How the points of the file are laid out after the time dimension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Layout {
-    /// `(time, lat, lon)`: point = ilat * nlon + ilon, in the file's latitude order.
+    /// `(time, lat, lon)`, or `(time, y, x)` of a curvilinear grid with 2-D latitude/longitude
+    /// (`nlat` = ny, `nlon` = nx): point = iy * nx + ix, in the file's order.
     Grid { nlat: usize, nlon: usize },
     /// `(time, point)` with `lat(point)`, `lon(point)`.
     Points { n: usize },
@@ -97,7 +98,7 @@ impl std::fmt::Debug for ClimateFile {
     }
 }
 
-/// Values read straight from the file in their storage type.
+/// The sample types values are decoded into (the variable's [`Precision`]).
 pub(crate) trait NcSample:
     Sample + NcTypeDescriptor + Default + FromF64 + slab::SlabValue
 {
@@ -284,8 +285,16 @@ impl ClimateFile {
             let bytes = std::mem::size_of::<T>() + raw_size;
             if let Some(win) = slab::window(&time, points.len(), self.dates.len(), bytes) {
                 *held = None; // free the old window before reading the next
+                // A local scratch: a window-sized buffer must not outlive this read.
                 let mut values = Vec::new();
-                self.read_decoded(meta, win.clone(), points.clone(), &mut values, scratch)?;
+                let mut window_scratch = Vec::new();
+                self.read_decoded(
+                    meta,
+                    win.clone(),
+                    points.clone(),
+                    &mut values,
+                    &mut window_scratch,
+                )?;
                 let new = Slab {
                     time: win,
                     points: points.clone(),
