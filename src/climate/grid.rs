@@ -26,6 +26,8 @@ enum Kind {
     NotGeographic,
     /// Nothing says either way (no standard_name, no units).
     Unknown,
+    /// Something else (e.g. a `height` coordinate in metres).
+    Other,
 }
 
 fn text(v: Option<AttributeValue>) -> Option<String> {
@@ -64,8 +66,9 @@ fn kind(var: &netcdf::Variable<'_>) -> Kind {
             "degrees_east" | "degree_east" | "degrees_e" | "degree_e" | "degreese" | "degreee",
         ) => Kind::Geographic(Axis::Lon),
         None | Some("") => Kind::Unknown,
-        // Plain "degrees", metres, km: rotated or projected axes.
-        Some(_) => Kind::NotGeographic,
+        // Plain degrees: rotated-pole axes (CORDEX rlat/rlon, also when renamed lat/lon).
+        Some("degrees" | "degree" | "deg") => Kind::NotGeographic,
+        Some(_) => Kind::Other,
     }
 }
 

@@ -24,6 +24,10 @@ pub fn quiet_hdf5_errors() {
     if QUIET.with(|q| q.replace(true)) {
         return;
     }
+    // HDF5 here is not thread-safe: every call into it, this one too, holds the lock the netcdf
+    // crate takes around libnetcdf calls (reentrant). Without it a concurrent open on another
+    // thread failed now and then with "NetCDF: HDF error".
+    let _guard = netcdf_sys::libnetcdf_lock.lock();
     // SAFETY: dlsym with a NUL-terminated name; the symbol, when present,
     // is HDF5's `herr_t H5Eset_auto2(hid_t, H5E_auto2_t, void *)` (hid_t is
     // int64_t since HDF5 1.10). H5E_DEFAULT is 0; a null function turns

@@ -12,6 +12,21 @@ use common::{Grid, Spec, TempDir, Var};
 
 const ALL: [Variable; 3] = [Variable::Tasmax, Variable::Tasmin, Variable::Pr];
 
+/// Tests that spawn the job binary run alone. HDF5 opens files without close-on-exec and
+/// flock()s them: a child forked while another test's thread has a file open inherits the
+/// descriptor and its lock, and that test's next open of the file fails ("NetCDF: HDF error").
+static SPAWNING: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+/// Held by every test that uses NetCDF files in this process.
+fn in_process() -> std::sync::RwLockReadGuard<'static, ()> {
+    SPAWNING.read().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Held by a test that spawns processes.
+fn spawning() -> std::sync::RwLockWriteGuard<'static, ()> {
+    SPAWNING.write().unwrap_or_else(|p| p.into_inner())
+}
+
 fn latlon(lats: &[f64], lons: &[f64]) -> Grid {
     Grid::LatLon {
         lats: lats.to_vec(),
@@ -46,6 +61,7 @@ fn open(path: &std::path::Path) -> Result<ClimateFile, climate_jobs::climate::In
 
 #[test]
 fn reads_blocks_time_major_with_partial_rows() {
+    let _files = in_process();
     let dir = TempDir::new("blocks");
     let p = dir.path("grid.nc");
     let mut spec = indexed_spec(4);
@@ -78,6 +94,7 @@ fn reads_blocks_time_major_with_partial_rows() {
 
 #[test]
 fn descending_latitude_keeps_file_order() {
+    let _files = in_process();
     let dir = TempDir::new("desc");
     let p = dir.path("desc.nc");
     let mut spec = indexed_spec(2);
@@ -94,6 +111,7 @@ fn descending_latitude_keeps_file_order() {
 
 #[test]
 fn point_layout_with_latitude_longitude_names() {
+    let _files = in_process();
     let dir = TempDir::new("points");
     let p = dir.path("points.nc");
     let mut spec = Spec::daily(
@@ -128,6 +146,7 @@ fn point_layout_with_latitude_longitude_names() {
 
 #[test]
 fn fill_missing_value_and_nan_are_nan() {
+    let _files = in_process();
     let dir = TempDir::new("fill");
     let p = dir.path("fill.nc");
     let mut spec = indexed_spec(1);
@@ -154,6 +173,7 @@ fn fill_missing_value_and_nan_are_nan() {
 
 #[test]
 fn variable_names_are_overridable() {
+    let _files = in_process();
     let dir = TempDir::new("names");
     let p = dir.path("names.nc");
     let mut spec = indexed_spec(1);
@@ -175,6 +195,7 @@ fn variable_names_are_overridable() {
 
 #[test]
 fn missing_file() {
+    let _files = in_process();
     let dir = TempDir::new("missing");
     let p = dir.path("nope.nc");
     let err = open(&p).unwrap_err();
@@ -184,6 +205,7 @@ fn missing_file() {
 
 #[test]
 fn not_a_netcdf_file() {
+    let _files = in_process();
     let dir = TempDir::new("notnc");
     let p = dir.path("readme.nc");
     std::fs::write(&p, "this is not a NetCDF file\n".repeat(100)).unwrap();
@@ -228,16 +250,19 @@ fn check_truncated(classic: bool) {
 
 #[test]
 fn truncated_netcdf4_file() {
+    let _files = in_process();
     check_truncated(false);
 }
 
 #[test]
 fn truncated_classic_file() {
+    let _files = in_process();
     check_truncated(true);
 }
 
 #[test]
 fn missing_variable() {
+    let _files = in_process();
     let dir = TempDir::new("missvar");
     let p = dir.path("f.nc");
     let mut spec = indexed_spec(2);
@@ -255,6 +280,7 @@ fn missing_variable() {
 
 #[test]
 fn unknown_units() {
+    let _files = in_process();
     let dir = TempDir::new("units");
     let p = dir.path("ssp245.nc");
     let mut spec = indexed_spec(2);
@@ -284,6 +310,7 @@ fn unknown_units() {
 
 #[test]
 fn no_time_axis() {
+    let _files = in_process();
     let dir = TempDir::new("notime");
     let p = dir.path("f.nc");
     let mut spec = indexed_spec(1);
@@ -299,6 +326,7 @@ fn no_time_axis() {
 
 #[test]
 fn unsupported_calendar() {
+    let _files = in_process();
     let dir = TempDir::new("cal");
     let p = dir.path("f.nc");
     let mut spec = indexed_spec(2);
@@ -320,6 +348,7 @@ fn unsupported_calendar() {
 
 #[test]
 fn non_daily_time_axis() {
+    let _files = in_process();
     let dir = TempDir::new("nondaily");
     let p = dir.path("f.nc");
     // A gap is missing days, not an error: the steps keep their own day numbers.
@@ -378,6 +407,7 @@ fn by_key(rows: &[AnnualValue]) -> std::collections::BTreeMap<(usize, usize, i32
 
 #[test]
 fn annual_indices_standard_calendar() {
+    let _files = in_process();
     let dir = TempDir::new("annual");
     // 1999-12-27 + 740 days = through 2002-01-05; 2000 and 2001 are complete.
     let days = 740;
@@ -455,6 +485,7 @@ fn annual_indices_standard_calendar() {
 
 #[test]
 fn annual_indices_flux_units_and_360_day() {
+    let _files = in_process();
     let dir = TempDir::new("flux360");
     let days = 720;
     let p = series_file(
@@ -478,6 +509,7 @@ fn annual_indices_flux_units_and_360_day() {
 
 #[test]
 fn all_missing_point_gives_no_rows() {
+    let _files = in_process();
     let dir = TempDir::new("allmiss");
     let p = series_file(
         &dir,
@@ -547,6 +579,7 @@ fn small_spec(days: usize) -> Spec {
 
 #[test]
 fn refused_grids_axes_and_packing_exit_65_naming_file_and_problem() {
+    let _files = spawning();
     let db = support::TestDb::migrated("reader_bad_input");
     let dir = TempDir::new("reader-bad");
     let good = dir.path("good.nc");
@@ -654,6 +687,7 @@ fn refused_grids_axes_and_packing_exit_65_naming_file_and_problem() {
 
 #[test]
 fn curvilinear_and_packed_files_open_with_geographic_points() {
+    let _files = in_process();
     let fx = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hazard");
     // WRF: XLAT(Time, y, x) float32; the points are its first step, row-major.
     let wrf = open(&fx.join("wrf_xlat_xlong.nc")).unwrap();
@@ -684,4 +718,25 @@ fn curvilinear_and_packed_files_open_with_geographic_points() {
         julian.points().iter().map(|p| p.1).collect::<Vec<_>>(),
         vec![-10.0, -0.25, 0.25, -180.0]
     );
+}
+
+#[test]
+fn a_height_coordinate_is_not_taken_for_a_grid_axis() {
+    let _files = in_process();
+    // CMIP6 tasmax lists `coordinates = "height"` (a scalar in metres) next to 1-D lat/lon.
+    let dir = TempDir::new("scalar-coord");
+    let p = dir.path("f.nc");
+    small_spec(3).write(&p);
+    {
+        let mut f = netcdf::append(&p).unwrap();
+        let mut h = f.add_variable::<f64>("height", &[]).unwrap();
+        h.put_attribute("units", "m").unwrap();
+        h.put_attribute("standard_name", "height").unwrap();
+        h.put_value(2.0, ..).unwrap();
+        let mut v = f.variable_mut("tasmax").unwrap();
+        v.put_attribute("coordinates", "height").unwrap();
+        f.close().unwrap();
+    }
+    let nc = open(&p).unwrap();
+    assert_eq!(nc.points()[3], (36.0, 128.0));
 }
