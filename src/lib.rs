@@ -14,6 +14,7 @@ pub mod harness;
 pub mod hazard;
 pub mod jobs;
 pub mod manifest;
+pub mod notify;
 pub mod ops;
 pub mod probability;
 pub mod scope;

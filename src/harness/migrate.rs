@@ -21,6 +21,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         include_str!("../../migrations/0002_hazard.sql"),
     ),
     (3, "cache", include_str!("../../migrations/0003_cache.sql")),
+    (
+        5,
+        "notify",
+        include_str!("../../migrations/0005_notify.sql"),
+    ),
 ];
 
 /// Advisory lock key for migrations (any constant unlikely to collide).
