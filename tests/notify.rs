@@ -212,6 +212,45 @@ fn a_failure_then_a_recovery_send_one_trigger_and_one_resolve_across_retries() {
 }
 
 #[test]
+fn a_job_still_failing_is_reminded_once_remind_every_has_passed() {
+    let db = TestDb::migrated("notify_remind");
+    let (alerts, hc) = (Receiver::answering(), Receiver::answering());
+    let args = ["--tasks", "2"];
+    ok(&run(failing(canary(&db, &alerts, &hc, 1, &args))), 3);
+    ok(&run(failing(canary(&db, &alerts, &hc, 1, &args))), 3);
+    assert_counts(&alerts, 1);
+    // remind_every is 1h: pretend the trigger went out two hours ago.
+    db.rows("UPDATE notify_alerts SET last_sent_at = now() - interval '2 hours', firing_since = firing_since - interval '2 hours'");
+    ok(&run(failing(canary(&db, &alerts, &hc, 1, &args))), 3);
+    assert_counts(&alerts, 2);
+    let s = alerts.to("/slack")[1].json();
+    assert!(
+        s["text"]
+            .as_str()
+            .unwrap()
+            .contains("climate-jobs/test/canary still failing since"),
+        "{s}"
+    );
+    let p = alerts.to("/pd")[1].json();
+    assert_eq!(p["event_action"], "trigger");
+    assert_eq!(
+        p["dedup_key"], "climate-jobs/test/canary",
+        "the same incident"
+    );
+    let (first, again) = (
+        alerts.to("/webhook")[0].json(),
+        alerts.to("/webhook")[1].json(),
+    );
+    assert_eq!(again["status"], "firing");
+    assert!(
+        again["alerts"][0]["startsAt"].as_str() < first["alerts"][0]["startsAt"].as_str(),
+        "a reminder keeps when the failure began (moved back two hours here): {again}"
+    );
+    ok(&run(failing(canary(&db, &alerts, &hc, 1, &args))), 3);
+    assert_counts(&alerts, 2);
+}
+
+#[test]
 fn three_replicas_send_one_trigger_one_resolve_and_one_check_in_per_run() {
     let db = TestDb::migrated("notify_replicas");
     let (alerts, hc) = (Receiver::answering(), Receiver::answering());
@@ -407,6 +446,10 @@ fn a_receiver_that_never_answers_delays_the_exit_at_most_5s_and_the_next_run_ret
         silent.requests()
     );
     let delay = stuck.elapsed.saturating_sub(baseline.elapsed);
+    eprintln!(
+        "silent receiver: run {:?}, answered baseline {:?}, delay {delay:?}",
+        stuck.elapsed, baseline.elapsed
+    );
     assert!(
         delay <= Duration::from_millis(5500),
         "exit delayed {delay:?} by a receiver that never answers (run {:?}, baseline {:?})",
