@@ -13,7 +13,7 @@ export PATH="$PWD/target/release:$PATH"
 # shellcheck source=scripts/throwaway-pg.sh
 source scripts/throwaway-pg.sh
 export CLIMATE_JOBS_LOG_FORMAT=json
-jobctl migrate >/dev/null
+jobctl migrate >/dev/null 2>&1
 psql -q "$DATABASE_URL" -f bench/report/seed.sql
 runs=$(psql -tA "$DATABASE_URL" -c "SELECT count(*) FROM job_runs")
 jobs=$(psql -tA "$DATABASE_URL" -c "SELECT count(DISTINCT job) FROM job_runs")
@@ -25,7 +25,7 @@ times=()
 for i in 1 2 3 4 5; do
   start=$(date +%s.%N)
   line=$(jobctl report --out "$out" --days 7 --jobs-file jobs.yaml 2>/dev/null)
-  secs=$(echo "$(date +%s.%N) - $start" | bc)
+  secs=$(printf '%.4f' "$(echo "$(date +%s.%N) - $start" | bc)")
   echo "run $i: ${secs}s  $line" >&2
   times+=("$secs")
 done

@@ -230,7 +230,7 @@ pub async fn not_delivered(
 }
 
 /// The job's last finished run before this one, if it was abandoned (its
-/// process died): (run id, host).
+/// process died): (run id, host, error).
 pub async fn abandoned_before(
     client: &Client,
     job: &str,
