@@ -24,7 +24,7 @@ fn migrate_is_idempotent_and_safe_to_run_concurrently() {
     });
     assert_eq!(first.code, 0, "{}", first.all_output());
     assert!(
-        first.stdout.contains("3 applied, 0 already present"),
+        first.stdout.contains("4 applied, 0 already present"),
         "{}",
         first.stdout
     );
@@ -32,7 +32,7 @@ fn migrate_is_idempotent_and_safe_to_run_concurrently() {
     let before = db.scalar(tables);
     assert_eq!(
         before,
-        "data_versions,dead_letters,grid_points,hazard_results,input_files,job_executions,job_runs,probability_results,region_hazard_cache,region_hazard_cache_rows,region_hazard_cache_state,regions,run_chunks,schema_migrations"
+        "data_versions,dead_letters,grid_points,hazard_results,input_files,job_executions,job_runs,notify_alerts,notify_executions,probability_results,region_hazard_cache,region_hazard_cache_rows,region_hazard_cache_state,regions,run_chunks,schema_migrations"
     );
     let applied_at = db.scalar("SELECT applied_at::text FROM schema_migrations WHERE version = 1");
 
@@ -43,7 +43,7 @@ fn migrate_is_idempotent_and_safe_to_run_concurrently() {
     });
     assert_eq!(second.code, 0, "{}", second.all_output());
     assert!(
-        second.stdout.contains("0 applied, 3 already present"),
+        second.stdout.contains("0 applied, 4 already present"),
         "{}",
         second.stdout
     );
@@ -65,7 +65,7 @@ fn migrate_is_idempotent_and_safe_to_run_concurrently() {
         let done = wait(child, started);
         assert_eq!(done.code, 0, "{}", done.all_output());
     }
-    assert_eq!(fresh.count("SELECT count(*) FROM schema_migrations"), 3);
+    assert_eq!(fresh.count("SELECT count(*) FROM schema_migrations"), 4);
     assert_eq!(fresh.scalar(tables), before);
 }
 
