@@ -251,6 +251,54 @@ fn a_job_still_failing_is_reminded_once_remind_every_has_passed() {
 }
 
 #[test]
+fn a_run_found_abandoned_triggers_and_the_run_that_found_it_resolves() {
+    let db = TestDb::migrated("notify_abandoned");
+    let (alerts, hc) = (Receiver::answering(), Receiver::answering());
+    let (victim, started) = spawn(canary(
+        &db,
+        &alerts,
+        &hc,
+        1,
+        &[
+            "--tasks",
+            "1000",
+            "--task-duration",
+            "50ms",
+            "--concurrency",
+            "2",
+        ],
+    ));
+    assert!(support::wait_until(Duration::from_secs(10), || {
+        db.count("SELECT count(*) FROM job_runs WHERE status = 'running'") == 1
+    }));
+    support::signal(&victim, libc::SIGKILL);
+    let _ = wait(victim, started);
+    let dead = db.scalar("SELECT run_id::text FROM job_runs");
+    assert_counts(&alerts, 0);
+
+    let next = run(canary(&db, &alerts, &hc, 1, &["--tasks", "2"]));
+    ok(&next, 0);
+    assert_eq!(
+        db.scalar(&format!(
+            "SELECT status FROM job_runs WHERE run_id = '{dead}'"
+        )),
+        "abandoned"
+    );
+    assert_counts(&alerts, 2);
+    let p = alerts.to("/pd")[0].json();
+    assert_eq!(p["event_action"], "trigger");
+    assert_eq!(p["payload"]["class"], "abandoned");
+    assert_eq!(
+        p["payload"]["custom_details"]["run_id"],
+        dead.as_str(),
+        "names the dead run"
+    );
+    assert_eq!(alerts.to("/pd")[1].json()["event_action"], "resolve");
+    let w = alerts.to("/webhook")[0].json();
+    assert_eq!(w["alerts"][0]["annotations"]["status"], "abandoned");
+}
+
+#[test]
 fn three_replicas_send_one_trigger_one_resolve_and_one_check_in_per_run() {
     let db = TestDb::migrated("notify_replicas");
     let (alerts, hc) = (Receiver::answering(), Receiver::answering());
