@@ -27,22 +27,34 @@ use crate::manifest::notify::{NOTIFY_ENV, NotifySettings, NotifySpec};
 use http::Pending;
 use payload::{Action, Alert};
 
+/// The kinds of alert receiver.
+#[derive(Debug, Clone)]
+enum Kind {
+    Slack,
+    Teams,
+    PagerDuty {
+        routing_key: String,
+    },
+    /// Alertmanager's webhook JSON.
+    Webhook,
+}
+
 /// One alert receiver, its secrets resolved.
 #[derive(Debug, Clone)]
 struct Receiver {
     /// Its row in `notify_alerts`: slack, teams, pagerduty or webhook.
     name: &'static str,
     url: String,
-    routing_key: Option<String>,
+    kind: Kind,
 }
 
 impl Receiver {
     fn body(&self, alert: &Alert) -> serde_json::Value {
-        match self.name {
-            "slack" => payload::slack(alert),
-            "teams" => payload::teams(alert),
-            "pagerduty" => payload::pagerduty(alert, self.routing_key.as_deref().unwrap_or("")),
-            _ => payload::alertmanager(alert),
+        match &self.kind {
+            Kind::Slack => payload::slack(alert),
+            Kind::Teams => payload::teams(alert),
+            Kind::PagerDuty { routing_key } => payload::pagerduty(alert, routing_key),
+            Kind::Webhook => payload::alertmanager(alert),
         }
     }
 }
@@ -357,31 +369,30 @@ fn receivers(n: &NotifySpec) -> Result<Vec<Receiver>> {
         out.push(Receiver {
             name: "slack",
             url: secret(&r.url_from, "notify.slack.url_from")?,
-            routing_key: None,
+            kind: Kind::Slack,
         });
     }
     if let Some(r) = &n.teams {
         out.push(Receiver {
             name: "teams",
             url: secret(&r.url_from, "notify.teams.url_from")?,
-            routing_key: None,
+            kind: Kind::Teams,
         });
     }
     if let Some(r) = &n.pagerduty {
         out.push(Receiver {
             name: "pagerduty",
             url: r.url.clone(),
-            routing_key: Some(secret(
-                &r.routing_key_from,
-                "notify.pagerduty.routing_key_from",
-            )?),
+            kind: Kind::PagerDuty {
+                routing_key: secret(&r.routing_key_from, "notify.pagerduty.routing_key_from")?,
+            },
         });
     }
     if let Some(r) = &n.webhook {
         out.push(Receiver {
             name: "webhook",
             url: secret(&r.url_from, "notify.webhook.url_from")?,
-            routing_key: None,
+            kind: Kind::Webhook,
         });
     }
     for r in &out {
