@@ -208,6 +208,13 @@ impl Notifier {
     ) {
         let until = Instant::now() + budget;
         let work = async {
+            // This process's start ping lands before it counts itself
+            // closed, so no end ping (its own or a sibling's) overtakes it.
+            // Half the time left at most: a hung start leaves the end its turn.
+            let started = self.start_ping.lock().ok().and_then(|mut s| s.take());
+            if let Some(start) = started {
+                report_ping("start", start.wait(left(until) / 2).await);
+            }
             let closing = state::close(
                 client,
                 &self.job,
@@ -230,15 +237,9 @@ impl Notifier {
                     0 => String::new(),
                     code => format!("/{code}"),
                 };
-                let started = self.start_ping.lock().ok().and_then(|mut s| s.take());
                 let url = format!("{}{path}?rid={}", base(url), closing.rid);
                 let body = end.summary_line.as_bytes().to_vec();
                 async move {
-                    // Start before end, if it can: it gets half the time
-                    // left, so a hung start still leaves the end its turn.
-                    if let Some(start) = started {
-                        report_ping("start", start.wait(left(until) / 2).await);
-                    }
                     let ping = http::post(&url, "application/json", body, left(until));
                     report_ping("end", ping.wait(left(until)).await);
                 }
@@ -266,7 +267,6 @@ impl Notifier {
                 "notify: end hook ran out of time; unsent alerts are retried by the next run"
             ),
         }
-        // A start ping still hanging is abandoned with the process.
     }
 
     /// Tells every receiver what it must hear about `end` (a trigger, a
