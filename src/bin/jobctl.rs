@@ -5,6 +5,7 @@
 //! * `jobctl canary` runs a harmless job through the full harness to prove
 //!   the wiring: image, scheduler, secret, network, database, lock, ledger.
 //! * `jobctl runs` shows the run history; `jobctl check` validates jobs.yaml.
+//! * `jobctl report --out FILE.html` draws the run history as one HTML page.
 //! * `jobctl demo-data --out DIR` writes synthetic sample inputs.
 //! * `jobctl render k8s|aca` writes the scheduler manifests from jobs.yaml.
 //!
