@@ -7,6 +7,8 @@
 #   prometheus, prometheus-pushgateway
 #                  the servers the monitoring tests start themselves (and
 #                  promtool, which checks and unit-tests the alert rules)
+#   chromium       headless, renders `jobctl report`'s page in a test
+#                  (fonts-dejavu-core: text in its screenshots)
 # and the deploy-check tools of tools/deploy/requirements.txt
 # (kubernetes-validate, hadolint, jsonschema) into .tools/venv from PyPI,
 # re-installed when that file changes. The tests run them from there and
@@ -22,6 +24,8 @@ command -v runuser >/dev/null || need+=(util-linux)
 python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
 { command -v prometheus && command -v promtool; } >/dev/null || need+=(prometheus)
 command -v prometheus-pushgateway >/dev/null || need+=(prometheus-pushgateway)
+command -v chromium >/dev/null || need+=(chromium)
+[ -d /usr/share/fonts/truetype/dejavu ] || need+=(fonts-dejavu-core)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing Debian packages: ${need[*]}" >&2

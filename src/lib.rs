@@ -14,6 +14,7 @@ pub mod hazard;
 pub mod jobs;
 pub mod manifest;
 pub mod metrics;
+pub mod notify;
 pub mod ops;
 pub mod probability;
 pub mod scope;

@@ -6,6 +6,7 @@
 //!   the wiring: image, scheduler, secret, network, database, lock, ledger.
 //! * `jobctl runs` shows the run history; `jobctl check` validates jobs.yaml.
 //! * `jobctl datasets` lists the datasets results belong to.
+//! * `jobctl report --out FILE.html` draws the run history as one HTML page.
 //! * `jobctl demo-data --out DIR` writes synthetic sample inputs.
 //! * `jobctl render k8s|aca|prometheus-rules` writes the scheduler
 //!   manifests and the alert rules from jobs.yaml.
@@ -73,6 +74,24 @@ enum Command {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        database: DatabaseArgs,
+        #[command(flatten)]
+        log: LogArgs,
+    },
+    /// Write the run history as one self-contained HTML page: a timeline of
+    /// runs per job coloured by status, duration against timeout, failed
+    /// tasks and dead letters per day. Opens in a browser with no server.
+    Report {
+        /// The page to write (replaced atomically).
+        #[arg(long)]
+        out: PathBuf,
+        /// Days of history, ending now (1-366).
+        #[arg(long, default_value_t = ops::report::DEFAULT_DAYS)]
+        days: u32,
+        /// jobs.yaml, for each job's timeout [default: ./jobs.yaml if present].
+        #[arg(long)]
+        jobs_file: Option<PathBuf>,
         #[command(flatten)]
         database: DatabaseArgs,
         #[command(flatten)]
@@ -402,6 +421,20 @@ fn main() {
                 std::process::exit(1)
             }
         },
+        Command::Report {
+            out,
+            days,
+            jobs_file,
+            database,
+            log,
+        } => run_command(log.log_format, || async move {
+            let args = ops::report::ReportArgs {
+                out: &out,
+                days,
+                jobs_file: jobs_file.as_deref(),
+            };
+            ops::report::run(&database, &args).await
+        }),
         Command::Check { file } => std::process::exit(ops::check::run(&file).code()),
         Command::Render(cmd) => std::process::exit(render(cmd).code()),
         Command::Status {

@@ -426,6 +426,36 @@ pub async fn count_infrastructure_failures(
     Ok(u64::try_from(n).unwrap_or(0))
 }
 
+/// Letters created on each UTC day since `from` (days with none absent).
+pub async fn created_per_day(
+    client: &Client,
+    from: DateTime<Utc>,
+) -> Result<std::collections::BTreeMap<chrono::NaiveDate, i64>> {
+    let rows = client
+        .query(
+            "SELECT (created_at AT TIME ZONE 'UTC')::date, count(*) FROM dead_letters
+              WHERE created_at >= $1 GROUP BY 1",
+            &[&from],
+        )
+        .await
+        .context("counting dead letters per day")?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+/// Letters of every job in each status present.
+pub async fn count_all_by_status(
+    client: &Client,
+) -> Result<std::collections::BTreeMap<String, i64>> {
+    let rows = client
+        .query(
+            "SELECT status, count(*) FROM dead_letters GROUP BY status",
+            &[],
+        )
+        .await
+        .context("counting dead letters by status")?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
 /// How long to wait after the `retries`-th failed re-run of a letter:
 /// exponential from `base` (retries = 1), capped at `cap`, with
 /// "equal jitter" (half fixed, half random by `unit` in [0, 1)) so retries

@@ -34,6 +34,7 @@ use super::shutdown::{StopCause, StopSignal};
 use super::singleton;
 use super::summary::RunSummary;
 use super::telemetry;
+use crate::notify::{self, Notifier};
 
 /// Runs a job under the full contract and ends the process with its exit
 /// code. Never returns: a task blocking a thread must not keep the process
@@ -120,6 +121,39 @@ pub fn run<J: Job>(job: J) -> ! {
     std::process::exit(ending.exit.code())
 }
 
+/// The summary line's content for a run that ended so, for the notify
+/// hooks (the same fields `run` prints last; kept apart so the end of
+/// `run` stays as it was).
+fn summary_of(
+    name: &str,
+    run_id: Uuid,
+    ending: &Ending,
+    started: Instant,
+    dry_run: bool,
+    counters: serde_json::Value,
+) -> RunSummary {
+    RunSummary {
+        job: name.to_string(),
+        run_id,
+        status: ending.status,
+        exit_code: ending.exit.code(),
+        metrics: ending.metrics,
+        duration_ms: started.elapsed().as_millis() as u64,
+        peak_rss_kb: ledger::peak_rss_kb(),
+        dry_run,
+        counters,
+        // A skipped run has a reason, not an error.
+        reason: ending
+            .error
+            .clone()
+            .filter(|_| ending.status == RunStatus::Skipped),
+        error: ending
+            .error
+            .clone()
+            .filter(|_| ending.status != RunStatus::Skipped),
+    }
+}
+
 fn runtimes(concurrency: usize) -> Result<(tokio::runtime::Runtime, tokio::runtime::Runtime)> {
     let controller = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -192,6 +226,8 @@ struct Session {
     db: Database,
     ledger: RunLedger,
     faults: FaultPlan,
+    /// Alerts and check-ins (`crate::notify`), when configured.
+    notifier: Option<Notifier>,
 }
 
 /// The outcome of one task as the controller sees it.
@@ -226,6 +262,29 @@ impl<J: Job> Controller<J> {
     /// Alone (not a replica of a shared execution).
     fn alone(&self) -> bool {
         self.job.common().run.execution().is_none()
+    }
+
+    /// Time a notify hook may take: at most the send limit, and always
+    /// ending before the watchdog (deadline + grace) with a margin.
+    fn hook_budget(&self) -> Duration {
+        let watchdog_at = self.deadline.at + self.deadline.grace;
+        watchdog_at
+            .saturating_duration_since(Instant::now())
+            .saturating_sub(Duration::from_millis(500))
+            .min(notify::http::SEND_LIMIT)
+    }
+
+    fn summary_line(&self, ending: &Ending) -> String {
+        let common = self.job.common();
+        summary_of(
+            self.job.name(),
+            self.run_id,
+            ending,
+            self.deadline.started,
+            common.run.dry_run,
+            self.job.counters(),
+        )
+        .to_line()
     }
 
     fn app_name(&self) -> String {
@@ -266,6 +325,7 @@ impl<J: Job> Controller<J> {
         if !faults.is_empty() {
             tracing::warn!(faults = ?faults, "fault injection is on ({})", fault::FAULT_ENV);
         }
+        let notifier = Notifier::from_env(self.job.name())?;
         let db = Database::from_args(&common.database)?;
         tracing::info!(database = db.target(), "connecting");
         let mut client = match until_stop(stop, db.connect(&self.app_name())).await {
@@ -293,7 +353,12 @@ impl<J: Job> Controller<J> {
                 holder.map(|h| format!(": {h}")).unwrap_or_default()
             );
             ledger.record_skipped(&args, &reason).await?;
-            return Ok(Err(Ending::skipped(reason, RunMetrics::default())));
+            let ending = Ending::skipped(reason, RunMetrics::default());
+            if let Some(n) = &notifier {
+                let line = self.summary_line(&ending);
+                n.run_skipped(self.run_id, &line, self.hook_budget()).await;
+            }
+            return Ok(Err(ending));
         }
         for (run_id, job) in ledger
             .abandon_dead_runs(common.run.heartbeat, self.alone())
@@ -304,7 +369,18 @@ impl<J: Job> Controller<J> {
         ledger.begin(&args).await?;
         tracing::info!(args = %args, "run started");
         crate::metrics::publish_run_start(common, self.job.name()).await;
-        Ok(Ok(Session { db, ledger, faults }))
+        if let Some(n) = &notifier {
+            let execution = self.execution();
+            let run = self.notify_ref(&execution);
+            n.run_started(ledger.client(), &run, self.hook_budget())
+                .await;
+        }
+        Ok(Ok(Session {
+            db,
+            ledger,
+            faults,
+            notifier,
+        }))
     }
 
     async fn dry_run(&self, db: &Database, stop: &mut StopSignal) -> Ending {
@@ -375,7 +451,27 @@ impl<J: Job> Controller<J> {
                 "could not record the end of the run: the database did not answer in time"
             ),
         }
+        if let Some(n) = &session.notifier {
+            let (execution, line) = (self.execution(), self.summary_line(&ending));
+            let end = notify::RunEnd {
+                status: ending.status.as_str(),
+                exit_code: Some(ending.exit.code()),
+                error: ending.error.as_deref(),
+                summary_line: &line,
+            };
+            let run = self.notify_ref(&execution);
+            n.run_ended(session.ledger.client(), &run, &end, self.hook_budget())
+                .await;
+        }
         ending
+    }
+
+    fn notify_ref<'a>(&self, execution: &'a str) -> notify::RunRef<'a> {
+        notify::RunRef {
+            run_id: self.run_id,
+            execution,
+            alone: self.alone(),
+        }
     }
 
     async fn work(

@@ -19,6 +19,7 @@ pub mod aca;
 pub mod freshness;
 pub mod k8s;
 pub mod limits;
+pub mod notify;
 pub mod prometheus;
 pub mod quantity;
 
@@ -43,6 +44,7 @@ pub const RENDERED_ENV: &[&str] = &[
     "CLIMATE_JOBS_GRACE",
     "CLIMATE_JOBS_CONCURRENCY",
     "CLIMATE_JOBS_LOG_FORMAT",
+    notify::NOTIFY_ENV,
 ];
 
 /// Defaults of the optional fields (stated in jobs.yaml's header too).
@@ -98,6 +100,10 @@ pub struct JobSpec {
     pub volumes: BTreeMap<String, VolumeSpec>,
     /// How old its output data may get (`freshness:`); none by default.
     pub freshness: Option<freshness::Freshness>,
+    /// Failure alerts (`notify.rs`); none by default.
+    pub notify: Option<notify::NotifySpec>,
+    /// Check-in pings; none by default.
+    pub heartbeat: Option<notify::HeartbeatSpec>,
 }
 
 /// A read-only data volume: a PersistentVolumeClaim on Kubernetes, an
@@ -162,6 +168,12 @@ impl JobSpec {
             ("CLIMATE_JOBS_CONCURRENCY", self.concurrency.to_string()),
             ("CLIMATE_JOBS_LOG_FORMAT", "json".to_string()),
         ]
+        .into_iter()
+        .chain(
+            notify::rendered_value(self.replicas, self.notify.as_ref(), self.heartbeat.as_ref())
+                .map(|v| (notify::NOTIFY_ENV, v)),
+        )
+        .collect()
     }
 
     /// Every plain (non-secret) variable of the container: the rendered
@@ -220,6 +232,8 @@ const FIELDS: &[&str] = &[
     "env",
     "volumes",
     "freshness",
+    "notify",
+    "heartbeat",
 ];
 
 /// Parses and validates jobs.yaml text; returns every problem found, not
@@ -477,6 +491,16 @@ fn parse_job(name: &str, body: &Value) -> Result<JobSpec, Vec<ManifestError>> {
     let volumes = volume_map(fields.get("volumes"), &err, &mut errors);
     let env = string_map("env", fields.get("env"), &err, &mut errors);
     let secrets = secret_map(fields.get("secrets"), &err, &mut errors);
+    let mut notify_problems = Vec::new();
+    let (notify, heartbeat) = notify::parse(
+        fields.get("notify"),
+        fields.get("heartbeat"),
+        secrets.as_ref(),
+        &mut notify_problems,
+    );
+    for (field, message) in notify_problems {
+        errors.push(err(Some(&field), message));
+    }
     if let (Some(env), Some(secrets)) = (&env, &secrets) {
         for name in env.keys() {
             if secrets.contains_key(name) {
@@ -510,7 +534,7 @@ fn parse_job(name: &str, body: &Value) -> Result<JobSpec, Vec<ManifestError>> {
                 errors.push(err(
                     Some(&format!("{which}.{name}")),
                     "rendered from the job's own fields (timeout, task_timeout, grace, \
-                     concurrency; logs are json): set those instead"
+                     concurrency, notify, heartbeat; logs are json): set those instead"
                         .into(),
                 ));
             }
@@ -620,6 +644,8 @@ fn parse_job(name: &str, body: &Value) -> Result<JobSpec, Vec<ManifestError>> {
             env,
             volumes,
             freshness,
+            notify,
+            heartbeat,
         }),
         _ => Err(vec![err(None, "incomplete job".into())]),
     }

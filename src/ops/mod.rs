@@ -9,6 +9,7 @@ pub mod metrics_push;
 pub mod migrate;
 pub mod regions;
 pub mod render;
+pub mod report;
 pub mod runs;
 pub mod smoke;
 pub mod status;

@@ -17,6 +17,11 @@ pub const MIGRATIONS: &[Migration] = &[
         "datasets",
         include_str!("../../migrations/0004_datasets.sql"),
     ),
+    (
+        5,
+        "notify",
+        include_str!("../../migrations/0005_notify.sql"),
+    ),
 ];
 
 #[cfg(test)]

@@ -697,7 +697,10 @@ fn migrating_a_schema_3_database_keeps_every_row_assigned_to_a_dataset() {
     });
     assert_eq!(migrated.code, 0, "{}", migrated.all_output());
     assert!(
-        migrated.stdout.contains("1 applied, 3 already present"),
+        migrated.stdout.contains(&format!(
+            "{} applied, 3 already present",
+            climate_jobs::store::schema::MIGRATIONS.len() - 3
+        )),
         "{}",
         migrated.stdout
     );

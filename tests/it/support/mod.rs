@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 
 use climate_jobs::ops::throwaway_pg::ThrowawayPg;
 
+pub mod receiver;
+
 pub struct PgCluster {
     pub port: u16,
     pg: ThrowawayPg,
