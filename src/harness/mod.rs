@@ -23,6 +23,7 @@ pub mod shutdown;
 pub mod singleton;
 pub mod summary;
 pub mod telemetry;
+pub mod workers;
 
 pub use args::CommonArgs;
 pub use errors::{AbortRun, BadInput, DatabaseUnavailable, UsageError};

@@ -7,24 +7,24 @@
 //! never stop the run from noticing its deadline and recording it, and the
 //! watchdog thread covers what even the controller cannot.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::io::Write;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use tokio::task::JoinSet;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use uuid::Uuid;
 
 use super::breaker::CircuitBreaker;
 use super::chunks::{ChunkBook, PendingChunk};
-use super::database::Database;
+use super::database::{self, Database, bounded};
 use super::dead_letter::{DeadLetter, LetterKind};
 use super::deadline::{RunDeadline, Watchdog};
-use super::errors::{self, FailureKind};
+use super::errors::{self, DatabaseUnavailable, FailureKind};
 use super::fault::{self, Fault, FaultPlan};
 use super::job::{Job, PlanContext, TaskContext, TaskOutput};
 use super::ledger::{self, RunEnd, RunLedger, RunMetrics};
@@ -34,6 +34,7 @@ use super::shutdown::{StopCause, StopSignal};
 use super::singleton;
 use super::summary::RunSummary;
 use super::telemetry;
+use super::workers::Workers;
 
 /// Runs a job under the full contract and ends the process with its exit
 /// code. Never returns: a task blocking a thread must not keep the process
@@ -59,18 +60,17 @@ pub fn run<J: Job>(job: J) -> ! {
     let dry_run = common.run.dry_run;
     let job = Arc::new(job);
     let ending = match runtimes(usize::from(common.run.concurrency)) {
-        Ok((controller, tasks)) => {
+        Ok((controller, workers)) => {
             let c = Controller {
                 job: job.clone(),
                 run_id,
                 deadline,
                 watchdog: watchdog.clone(),
-                tasks: tasks.handle().clone(),
+                workers: Mutex::new(workers),
             };
-            let ending = controller.block_on(c.run().instrument(span.clone()));
-            // Dropping `tasks` would wait for blocked workers; leak it.
-            std::mem::forget(tasks);
-            ending
+            // `Workers` never drops a runtime (that would wait for blocked
+            // worker threads).
+            controller.block_on(c.run().instrument(span.clone()))
         }
         Err(e) => Ending::error(e, RunMetrics::default()),
     };
@@ -118,18 +118,12 @@ pub fn run<J: Job>(job: J) -> ! {
     std::process::exit(ending.exit.code())
 }
 
-fn runtimes(concurrency: usize) -> Result<(tokio::runtime::Runtime, tokio::runtime::Runtime)> {
+fn runtimes(concurrency: usize) -> Result<(tokio::runtime::Runtime, Workers)> {
     let controller = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the controller runtime")?;
-    let tasks = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(concurrency.clamp(1, 64) + 1)
-        .thread_name("task")
-        .enable_all()
-        .build()
-        .context("starting the task runtime")?;
-    Ok((controller, tasks))
+    Ok((controller, Workers::new(concurrency)?))
 }
 
 /// How a run ended.
@@ -182,7 +176,7 @@ struct Controller<J> {
     run_id: Uuid,
     deadline: RunDeadline,
     watchdog: Watchdog,
-    tasks: tokio::runtime::Handle,
+    workers: Mutex<Workers>,
 }
 
 /// What a started run holds.
@@ -211,6 +205,47 @@ async fn until_stop<T>(
     }
 }
 
+/// Touches the ledger row, bounded by the call limit. A heartbeat the
+/// database does not answer, or a lost control connection, ends the run
+/// (exit 69): nothing the run does can be recorded any more.
+async fn beat(ledger: &RunLedger, metrics: &RunMetrics, limit: Duration) -> Result<()> {
+    match bounded("the heartbeat", limit, ledger.heartbeat(metrics)).await {
+        Ok(()) => Ok(()),
+        Err(e) if errors::failure_kind(&e) == FailureKind::Infrastructure => Err(e),
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "heartbeat failed");
+            Ok(())
+        }
+    }
+}
+
+/// Awaits job code (plan, after_tasks) while keeping the heartbeat going,
+/// so a database that stalls meanwhile still ends the run in seconds.
+async fn while_beating<T>(
+    stop: &mut StopSignal,
+    ledger: &RunLedger,
+    metrics: &RunMetrics,
+    every: Duration,
+    limit: Duration,
+    work: impl Future<Output = Result<T>>,
+) -> Result<Result<T>, StopCause> {
+    let mut heartbeat = tokio::time::interval(every);
+    heartbeat.tick().await;
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            biased;
+            cause = stop.stopped() => return Err(cause),
+            value = &mut work => return Ok(value),
+            _ = heartbeat.tick() => {
+                if let Err(e) = beat(ledger, metrics, limit).await {
+                    return Ok(Err(e));
+                }
+            }
+        }
+    }
+}
+
 impl<J: Job> Controller<J> {
     /// The execution this process belongs to: `--execution`, or its own run.
     fn execution(&self) -> String {
@@ -227,7 +262,12 @@ impl<J: Job> Controller<J> {
     }
 
     fn app_name(&self) -> String {
-        format!("{}/{}", self.job.name(), self.run_id)
+        ledger::application_name(self.job.name(), self.run_id)
+    }
+
+    /// The bound on each of the run's own database calls.
+    fn call_limit(&self) -> Duration {
+        self.job.common().run.db_call_limit()
     }
 
     async fn run(self) -> Ending {
@@ -260,6 +300,7 @@ impl<J: Job> Controller<J> {
     /// is a run that ends here without error (skipped, dry run, stopped).
     async fn start(&self, stop: &mut StopSignal) -> Result<Result<Session, Ending>> {
         let common = self.job.common();
+        let limit = self.call_limit();
         let faults = FaultPlan::from_env()?;
         if !faults.is_empty() {
             tracing::warn!(faults = ?faults, "fault injection is on ({})", fault::FAULT_ENV);
@@ -270,48 +311,76 @@ impl<J: Job> Controller<J> {
             Ok(client) => client?,
             Err(cause) => return Ok(Err(Ending::stopped(cause, RunMetrics::default()))),
         };
-        ledger::ensure_schema(&client).await?;
+        bounded("checking the schema", limit, ledger::ensure_schema(&client)).await?;
         if common.run.dry_run {
             return Ok(Err(self.dry_run(&db, stop).await));
         }
         let args = self.job.args();
         let joined = match common.run.execution() {
-            None => singleton::try_lock(&client, self.job.name()).await?,
+            None => {
+                bounded(
+                    "taking the singleton lock",
+                    limit,
+                    singleton::try_lock(&client, self.job.name()),
+                )
+                .await?
+            }
             Some(execution) => {
                 tracing::info!(execution = %execution, "joining the execution as a replica");
-                singleton::join_execution(&mut client, self.job.name(), &execution).await?
+                bounded(
+                    "joining the execution",
+                    limit,
+                    singleton::join_execution(&mut client, self.job.name(), &execution),
+                )
+                .await?
             }
         };
         let ledger = RunLedger::new(Arc::new(client), self.job.name(), self.run_id);
         if !joined {
-            let holder = ledger.current_holder().await.ok().flatten();
+            let holder = bounded("looking up the lock holder", limit, ledger.current_holder())
+                .await
+                .ok()
+                .flatten();
             let reason = format!(
                 "another run of {} holds the lock{}",
                 self.job.name(),
                 holder.map(|h| format!(": {h}")).unwrap_or_default()
             );
-            ledger.record_skipped(&args, &reason).await?;
+            bounded(
+                "recording the skipped run",
+                limit,
+                ledger.record_skipped(&args, &reason),
+            )
+            .await?;
             return Ok(Err(Ending::skipped(reason, RunMetrics::default())));
         }
-        for (run_id, job) in ledger
-            .abandon_dead_runs(common.run.heartbeat, self.alone())
-            .await?
-        {
+        let abandoned = bounded(
+            "marking abandoned runs",
+            limit,
+            ledger.abandon_dead_runs(common.run.heartbeat, self.alone()),
+        )
+        .await?;
+        for (run_id, job) in abandoned {
             tracing::warn!(abandoned_run = %run_id, abandoned_job = %job, "marked a dead run abandoned");
         }
-        ledger.begin(&args).await?;
+        bounded("recording the run start", limit, ledger.begin(&args)).await?;
         tracing::info!(args = %args, "run started");
         Ok(Ok(Session { db, ledger, faults }))
     }
 
-    async fn dry_run(&self, db: &Database, stop: &mut StopSignal) -> Ending {
-        let metrics = RunMetrics::default();
+    fn pool(&self, db: &Database) -> Result<deadpool_postgres::Pool> {
         let common = self.job.common();
-        let pool = match db.pool(
+        db.pool(
             &self.app_name(),
             usize::from(common.run.concurrency),
             common.database.connect_timeout,
-        ) {
+            self.call_limit(),
+        )
+    }
+
+    async fn dry_run(&self, db: &Database, stop: &mut StopSignal) -> Ending {
+        let metrics = RunMetrics::default();
+        let pool = match self.pool(db) {
             Ok(pool) => pool,
             Err(e) => return Ending::error(e, metrics),
         };
@@ -362,17 +431,48 @@ impl<J: Job> Controller<J> {
             error: ending.error.as_deref(),
         };
         // Bounded: the watchdog fires at grace anyway; finish before it.
-        let limit = (self.deadline.grace / 2).max(Duration::from_millis(500));
-        match tokio::time::timeout(limit, session.ledger.finish(&end)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
+        let limit = (self.deadline.grace / 2)
+            .min(self.call_limit())
+            .max(Duration::from_millis(500));
+        match bounded(
+            "recording the end of the run",
+            limit,
+            session.ledger.finish(&end),
+        )
+        .await
+        {
+            Ok(()) => {}
+            Err(e) => {
                 tracing::error!(error = %format!("{e:#}"), "could not record the end of the run")
             }
-            Err(_) => tracing::error!(
-                "could not record the end of the run: the database did not answer in time"
-            ),
         }
+        self.end_server_work(&session, limit).await;
         ending
+    }
+
+    /// Leaves nothing of this run on the server: every other backend with
+    /// the run's application name (pool connections, maybe still running a
+    /// query or queued on a lock) is terminated; if the control connection
+    /// cannot do it, each pool connection gets a cancel request.
+    async fn end_server_work(&self, session: &Session, limit: Duration) {
+        let terminated = bounded(
+            "ending the run's other sessions",
+            limit,
+            session.ledger.terminate_other_sessions(),
+        )
+        .await;
+        match terminated {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(sessions = n, "ended the run's remaining database sessions"),
+            Err(e) => {
+                let sent = session.db.cancel_every_backend(limit).await;
+                tracing::warn!(
+                    error = %format!("{e:#}"),
+                    cancel_requests = sent,
+                    "could not end the run's other database sessions; sent cancel requests"
+                );
+            }
+        }
     }
 
     async fn work(
@@ -382,18 +482,24 @@ impl<J: Job> Controller<J> {
         metrics: &mut RunMetrics,
     ) -> Result<Ending> {
         let common = self.job.common();
-        let pool = s.db.pool(
-            &self.app_name(),
-            usize::from(common.run.concurrency),
-            common.database.connect_timeout,
-        )?;
+        let limit = self.call_limit();
+        let pool = self.pool(&s.db)?;
         let plan_ctx = PlanContext {
             pool: pool.clone(),
             run_id: self.run_id,
             execution: self.execution(),
             dry_run: false,
         };
-        let plan = match until_stop(stop, self.job.plan(&plan_ctx)).await {
+        let planned = while_beating(
+            stop,
+            &s.ledger,
+            metrics,
+            common.run.heartbeat,
+            limit,
+            self.job.plan(&plan_ctx),
+        )
+        .await;
+        let plan = match planned {
             Ok(plan) => plan?,
             Err(cause) => return Ok(Ending::stopped(cause, *metrics)),
         };
@@ -410,12 +516,18 @@ impl<J: Job> Controller<J> {
             alone: self.alone(),
             run_id: self.run_id,
         };
-        let already_done = book.register(&plan.tasks).await?;
+        let already_done = bounded(
+            "recording the plan's chunks",
+            limit,
+            book.register(&plan.tasks),
+        )
+        .await?;
         metrics.tasks_total = plan.tasks.len() as u64;
         metrics.tasks_skipped = already_done;
         if already_done > 0 {
             tracing::info!(already_done, total = plan.tasks.len(), "resuming the plan");
         }
+        let (results_tx, results) = mpsc::unbounded_channel();
         let mut batch = Batch {
             controller: self,
             session: s,
@@ -425,11 +537,19 @@ impl<J: Job> Controller<J> {
             breaker: CircuitBreaker::new(common.run.breaker_threshold),
             cancel: CancellationToken::new(),
             fatal: None,
+            in_flight: HashMap::new(),
+            retry: VecDeque::new(),
+            infra_attempts: HashMap::new(),
+            next_seq: 0,
+            results_tx,
+            results,
         };
         let stopped = batch.run(stop).await;
         let plan_done = match stopped {
-            None => batch.book.all_done().await,
-            Some(_) => Ok(false),
+            None if batch.fatal.is_none() && !batch.breaker.is_open() => {
+                bounded("reading run_chunks", limit, batch.book.all_done()).await
+            }
+            _ => Ok(false),
         };
         let (cancel, fatal, breaker) = (
             batch.cancel.clone(),
@@ -444,8 +564,10 @@ impl<J: Job> Controller<J> {
             return Ok(Ending::error(err, *metrics));
         }
         if breaker.is_open() {
+            // Persistent connection failures: the database is unavailable,
+            // whatever the tasks were; the scheduler retries later.
             return Ok(Ending::new(
-                ExitCode::Failed,
+                ExitCode::DatabaseUnavailable,
                 *metrics,
                 Some(breaker.describe()),
             ));
@@ -453,7 +575,16 @@ impl<J: Job> Controller<J> {
         // Once per plan, by whichever process finishes its last chunk
         // (replicas may share it; the hook must be idempotent).
         if plan_done? {
-            match until_stop(stop, self.job.after_tasks(&plan_ctx, metrics)).await {
+            let after = while_beating(
+                stop,
+                &s.ledger,
+                metrics,
+                common.run.heartbeat,
+                limit,
+                self.job.after_tasks(&plan_ctx, metrics),
+            )
+            .await;
+            match after {
                 Ok(result) => result?,
                 Err(cause) => return Ok(Ending::stopped(cause, *metrics)),
             }
@@ -470,6 +601,44 @@ impl<J: Job> Controller<J> {
     }
 }
 
+/// A task the controller is waiting for.
+struct InFlight {
+    chunk: PendingChunk,
+    /// When the controller gives up on it even if it never yields.
+    give_up_at: Instant,
+    abort: tokio::task::AbortHandle,
+}
+
+/// Sends a task's result to the controller; if the task unwinds (panic) or
+/// is aborted before it has one, says so instead.
+struct Reporter {
+    seq: u64,
+    tx: mpsc::UnboundedSender<(u64, TaskResult)>,
+    sent: bool,
+}
+
+impl Reporter {
+    fn send(mut self, result: TaskResult) {
+        self.sent = true;
+        let _ = self.tx.send((self.seq, result));
+    }
+}
+
+impl Drop for Reporter {
+    fn drop(&mut self) {
+        if !self.sent {
+            let msg = if std::thread::panicking() {
+                "task panicked"
+            } else {
+                "task was cancelled"
+            };
+            let _ = self
+                .tx
+                .send((self.seq, TaskResult::Failed(anyhow::anyhow!("{msg}"))));
+        }
+    }
+}
+
 /// The task loop of one run.
 struct Batch<'a, J> {
     controller: &'a Controller<J>,
@@ -479,26 +648,50 @@ struct Batch<'a, J> {
     metrics: &'a mut RunMetrics,
     breaker: CircuitBreaker,
     cancel: CancellationToken,
-    /// A bookkeeping failure (ledger, dead letter): stop, don't lose work.
+    /// What ends the run at once (a stalled database, a bookkeeping
+    /// failure, a task asking to abort): in-flight tasks are abandoned and
+    /// their chunks left to the next run.
     fatal: Option<anyhow::Error>,
+    in_flight: HashMap<u64, InFlight>,
+    /// Chunks whose task hit a connection failure, with when to retry them.
+    retry: VecDeque<(Instant, PendingChunk)>,
+    /// Connection failures per chunk in this run.
+    infra_attempts: HashMap<String, u32>,
+    next_seq: u64,
+    results_tx: mpsc::UnboundedSender<(u64, TaskResult)>,
+    results: mpsc::UnboundedReceiver<(u64, TaskResult)>,
+}
+
+/// Waits until `at`, or forever when there is nothing to wait for.
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
 }
 
 impl<J: Job> Batch<'_, J> {
+    fn limit(&self) -> Duration {
+        self.controller.call_limit()
+    }
+
+    fn halted(&self) -> bool {
+        self.fatal.is_some() || self.breaker.is_open()
+    }
+
     /// Runs the pending chunks; returns the stop cause if the run was stopped.
     async fn run(&mut self, stop: &mut StopSignal) -> Option<StopCause> {
         let common = self.controller.job.common();
         let concurrency = usize::from(common.run.concurrency);
         let progress = Progress::new(self.metrics.tasks_total, telemetry::stderr_is_terminal());
         progress.update(self.metrics);
-        let mut queue: std::collections::VecDeque<PendingChunk> = Default::default();
+        let mut queue: VecDeque<PendingChunk> = Default::default();
         // No claimable chunk at the last look; looked again when a task ends.
         let mut exhausted = false;
         // A chunk lease outlives the task's own limit, so only a dead
         // holder's chunk is ever claimed again.
         let lease =
             common.run.task_timeout + self.controller.deadline.grace + Duration::from_secs(10);
-        let mut in_flight: JoinSet<TaskResult> = JoinSet::new();
-        let mut by_id: HashMap<tokio::task::Id, PendingChunk> = HashMap::new();
         let mut heartbeat = tokio::time::interval(common.run.heartbeat);
         let mut progress_tick = tokio::time::interval(LOG_EVERY);
         heartbeat.tick().await;
@@ -506,9 +699,23 @@ impl<J: Job> Batch<'_, J> {
 
         let mut stopped = None;
         loop {
-            while self.fatal.is_none() && !self.breaker.is_open() && in_flight.len() < concurrency {
+            while !self.halted() && self.in_flight.len() < concurrency {
+                let now = Instant::now();
+                if let Some(pos) = self.retry.iter().position(|(at, _)| *at <= now) {
+                    if let Some((_, chunk)) = self.retry.remove(pos) {
+                        self.spawn(chunk);
+                    }
+                    continue;
+                }
                 if queue.is_empty() && !exhausted {
-                    match self.book.claim(concurrency - in_flight.len(), lease).await {
+                    let want = concurrency - self.in_flight.len();
+                    match bounded(
+                        "claiming chunks",
+                        self.limit(),
+                        self.book.claim(want, lease),
+                    )
+                    .await
+                    {
                         Ok(claimed) => {
                             exhausted = claimed.is_empty();
                             queue.extend(claimed);
@@ -522,25 +729,31 @@ impl<J: Job> Batch<'_, J> {
                 let Some(chunk) = queue.pop_front() else {
                     break;
                 };
-                let id = in_flight
-                    .spawn_on(self.task(&chunk), &self.controller.tasks)
-                    .id();
-                by_id.insert(id, chunk);
+                self.spawn(chunk);
             }
-            if in_flight.is_empty() {
+            if self.fatal.is_some() {
+                break;
+            }
+            if self.in_flight.is_empty() && (self.retry.is_empty() || self.breaker.is_open()) {
                 // Replicas: another process still holds chunks. Wait until
                 // they finish or their lease ends (then claim them), so the
                 // run ends when its last chunk does.
-                let wait = if self.fatal.is_none() && !self.breaker.is_open() {
-                    match self.book.others_running().await {
+                let wait = if self.halted() {
+                    None
+                } else {
+                    match bounded(
+                        "reading run_chunks",
+                        self.limit(),
+                        self.book.others_running(),
+                    )
+                    .await
+                    {
                         Ok(wait) => wait,
                         Err(e) => {
                             self.fatal.get_or_insert(e);
                             None
                         }
                     }
-                } else {
-                    None
                 };
                 let Some(wait) = wait else { break };
                 let nap = wait.clamp(Duration::from_millis(200), Duration::from_secs(2));
@@ -554,16 +767,28 @@ impl<J: Job> Batch<'_, J> {
                     _ = tokio::time::sleep(nap) => { exhausted = false; continue; }
                 }
             }
+            let give_up_at = self.in_flight.values().map(|t| t.give_up_at).min();
+            let retry_at = if self.in_flight.len() < concurrency {
+                self.retry.iter().map(|(at, _)| *at).min()
+            } else {
+                None
+            };
             tokio::select! {
                 biased;
                 cause = stop.stopped() => { stopped = Some(cause); break; }
-                joined = in_flight.join_next_with_id() => {
-                    if let Some(joined) = joined {
-                        self.collect(joined, &mut by_id).await;
+                received = self.results.recv() => {
+                    if let Some((seq, result)) = received {
+                        self.collect(seq, result).await;
                         progress.update(self.metrics);
                         exhausted = false;
                     }
                 }
+                _ = sleep_until_opt(give_up_at) => {
+                    self.give_up_overdue().await;
+                    progress.update(self.metrics);
+                    exhausted = false;
+                }
+                _ = sleep_until_opt(retry_at) => {}
                 _ = heartbeat.tick() => self.beat().await,
                 _ = progress_tick.tick() => progress.log(self.metrics),
             }
@@ -572,7 +797,7 @@ impl<J: Job> Batch<'_, J> {
         match stopped {
             Some(StopCause::Deadline) => {
                 tracing::warn!(
-                    in_flight = in_flight.len(),
+                    in_flight = self.in_flight.len(),
                     "deadline: cancelling in-flight tasks"
                 );
             }
@@ -582,19 +807,22 @@ impl<J: Job> Batch<'_, J> {
                 let grace = self.controller.deadline.grace;
                 let drain_for = grace.saturating_sub((grace / 4).min(Duration::from_secs(2)));
                 tracing::info!(
-                    in_flight = in_flight.len(),
+                    in_flight = self.in_flight.len(),
                     cause = cause.describe(),
                     "letting in-flight tasks finish"
                 );
                 let drained = tokio::time::timeout(drain_for, async {
-                    while let Some(joined) = in_flight.join_next_with_id().await {
-                        self.collect(joined, &mut by_id).await;
+                    while !self.in_flight.is_empty() && self.fatal.is_none() {
+                        let Some((seq, result)) = self.results.recv().await else {
+                            break;
+                        };
+                        self.collect(seq, result).await;
                     }
                 })
                 .await;
                 if drained.is_err() {
                     tracing::warn!(
-                        in_flight = in_flight.len(),
+                        in_flight = self.in_flight.len(),
                         "grace period over: abandoning in-flight tasks"
                     );
                 }
@@ -602,25 +830,69 @@ impl<J: Job> Batch<'_, J> {
             None => {}
         }
         self.cancel.cancel();
-        in_flight.abort_all();
+        for task in self.in_flight.values() {
+            task.abort.abort();
+        }
+        if let Some(err) = &self.fatal
+            && !self.in_flight.is_empty()
+        {
+            tracing::warn!(
+                in_flight = self.in_flight.len(),
+                error = %errors::one_line(err),
+                "ending the run: abandoning in-flight tasks; their chunks are redone by the next run"
+            );
+        }
         progress.finish();
         progress.log(self.metrics);
         stopped
     }
 
-    /// Touches the ledger row, bounded by the heartbeat interval.
-    async fn beat(&self) {
-        let every = self.controller.job.common().run.heartbeat;
-        let beat = self.session.ledger.heartbeat(self.metrics);
-        match tokio::time::timeout(every, beat).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(error = %format!("{e:#}"), "heartbeat failed"),
-            Err(_) => tracing::warn!("heartbeat: the database did not answer in time"),
+    /// Touches the ledger row; a stalled database ends the run.
+    async fn beat(&mut self) {
+        let every = self.limit();
+        if let Err(e) = beat(&self.session.ledger, self.metrics, every).await {
+            tracing::error!(error = %errors::one_line(&e), "the run's database connection failed");
+            self.fatal.get_or_insert(e);
         }
     }
 
+    fn spawn(&mut self, chunk: PendingChunk) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let common = self.controller.job.common();
+        let give_up_at = Instant::now() + common.run.task_timeout + common.run.task_timeout_slack();
+        let handle = self.controller.workers.lock().ok().and_then(|w| w.handle());
+        let Some(handle) = handle else {
+            self.fatal
+                .get_or_insert(anyhow::anyhow!("the task runtime is gone"));
+            return;
+        };
+        let reporter = Reporter {
+            seq,
+            tx: self.results_tx.clone(),
+            sent: false,
+        };
+        let work = self.task(&chunk, seq);
+        let joined = handle.spawn(async move {
+            let result = work.await;
+            reporter.send(result);
+        });
+        self.in_flight.insert(
+            seq,
+            InFlight {
+                chunk,
+                give_up_at,
+                abort: joined.abort_handle(),
+            },
+        );
+    }
+
     /// The future of one task, to run on the task runtime.
-    fn task(&self, chunk: &PendingChunk) -> impl Future<Output = TaskResult> + Send + 'static {
+    fn task(
+        &self,
+        chunk: &PendingChunk,
+        seq: u64,
+    ) -> impl Future<Output = TaskResult> + Send + 'static {
         let job = self.controller.job.clone();
         let fault = self.session.faults.for_task(chunk.ordinal);
         let limit = job.common().run.task_timeout;
@@ -642,7 +914,7 @@ impl<J: Job> Batch<'_, J> {
                     None => job.run_task(ctx).await,
                 }
             };
-            match tokio::time::timeout(limit, work).await {
+            match tokio::time::timeout(limit, database::as_task(seq, work)).await {
                 Ok(Ok(out)) => TaskResult::Done(out),
                 Ok(Err(e)) => TaskResult::Failed(e),
                 Err(_) => TaskResult::TimedOut(limit),
@@ -651,40 +923,76 @@ impl<J: Job> Batch<'_, J> {
         .instrument(span)
     }
 
-    async fn collect(
-        &mut self,
-        joined: Result<(tokio::task::Id, TaskResult), tokio::task::JoinError>,
-        by_id: &mut HashMap<tokio::task::Id, PendingChunk>,
-    ) {
-        let (id, result) = match joined {
-            Ok((id, result)) => (id, result),
-            Err(e) => {
-                let msg = if e.is_panic() {
-                    "task panicked"
-                } else {
-                    "task was cancelled"
-                };
-                (e.id(), TaskResult::Failed(anyhow::anyhow!("{msg}")))
+    /// Tasks past their timeout that did not stop by themselves: they block
+    /// their thread. Dead-letter them as timed out, and move new tasks to a
+    /// fresh runtime so the run keeps its slots.
+    async fn give_up_overdue(&mut self) {
+        let now = Instant::now();
+        let overdue: Vec<u64> = self
+            .in_flight
+            .iter()
+            .filter(|(_, t)| t.give_up_at <= now)
+            .map(|(seq, _)| *seq)
+            .collect();
+        if overdue.is_empty() {
+            return;
+        }
+        let limit = self.controller.job.common().run.task_timeout;
+        for seq in overdue {
+            let Some(task) = self.in_flight.remove(&seq) else {
+                continue;
+            };
+            task.abort.abort();
+            tracing::warn!(
+                task = %task.chunk.spec.key,
+                ordinal = task.chunk.ordinal,
+                "task did not stop at its timeout (it blocks its thread): giving up on it"
+            );
+            self.record_outcome(&task.chunk, TaskResult::TimedOut(limit), seq)
+                .await;
+        }
+        let replaced = self.controller.workers.lock().map(|mut w| w.replace());
+        match replaced {
+            Ok(Ok(())) => {
+                tracing::warn!("started a fresh task runtime in place of the blocked one")
             }
-        };
-        let Some(chunk) = by_id.remove(&id) else {
+            Ok(Err(e)) => {
+                tracing::error!(error = %format!("{e:#}"), "cannot start a fresh task runtime; going on with the blocked one")
+            }
+            Err(_) => tracing::error!("the task runtime is poisoned"),
+        }
+    }
+
+    async fn collect(&mut self, seq: u64, result: TaskResult) {
+        // Unknown: a task already given up on, finishing late.
+        let Some(task) = self.in_flight.remove(&seq) else {
             return;
         };
-        if let Err(e) = self.record(&chunk, result).await {
+        self.record_outcome(&task.chunk, result, seq).await;
+    }
+
+    async fn record_outcome(&mut self, chunk: &PendingChunk, result: TaskResult, seq: u64) {
+        if let Err(e) = self.record(chunk, result, seq).await {
             tracing::error!(task = %chunk.spec.key, error = %format!("{e:#}"), "cannot record a task's outcome; stopping");
             self.fatal.get_or_insert(e);
         }
     }
 
-    async fn record(&mut self, chunk: &PendingChunk, result: TaskResult) -> Result<()> {
+    async fn record(&mut self, chunk: &PendingChunk, result: TaskResult, seq: u64) -> Result<()> {
         let run_id = self.controller.run_id;
+        let limit = self.limit();
         let key = chunk.spec.key.as_str();
         let (kind, error) = match result {
             TaskResult::Done(out) => {
                 self.metrics.tasks_done += 1;
                 self.metrics.rows_written += out.rows_written;
                 self.breaker.record_success();
-                return self.book.mark_done(key, out.rows_written).await;
+                return bounded(
+                    "recording a chunk done",
+                    limit,
+                    self.book.mark_done(key, out.rows_written),
+                )
+                .await;
             }
             TaskResult::Failed(err) if errors::aborts_run(&err) => {
                 self.metrics.tasks_failed += 1;
@@ -692,17 +1000,18 @@ impl<J: Job> Batch<'_, J> {
                 self.fatal.get_or_insert(err);
                 return Ok(());
             }
+            TaskResult::Failed(err)
+                if errors::failure_kind(&err) == FailureKind::Infrastructure =>
+            {
+                self.retry_later(chunk, &err, seq).await;
+                return Ok(());
+            }
             TaskResult::Failed(err) => {
                 self.metrics.tasks_failed += 1;
-                let failure = errors::failure_kind(&err);
                 let msg = errors::one_line(&err);
-                self.breaker.record_failure(failure, &msg);
-                tracing::warn!(task = key, ordinal = chunk.ordinal, kind = failure.as_str(), error = %msg, "task failed");
-                let kind = match failure {
-                    FailureKind::Task => LetterKind::Error,
-                    FailureKind::Infrastructure => LetterKind::Infrastructure,
-                };
-                (kind, msg)
+                self.breaker.record_failure(FailureKind::Task, &msg);
+                tracing::warn!(task = key, ordinal = chunk.ordinal, kind = FailureKind::Task.as_str(), error = %msg, "task failed");
+                (LetterKind::Error, msg)
             }
             TaskResult::TimedOut(limit) => {
                 self.metrics.tasks_timed_out += 1;
@@ -711,6 +1020,7 @@ impl<J: Job> Batch<'_, J> {
                     super::args::format_duration(limit)
                 );
                 tracing::warn!(task = key, ordinal = chunk.ordinal, "{msg}");
+                self.cancel_server_work(seq).await;
                 (LetterKind::Timeout, msg)
             }
         };
@@ -722,10 +1032,80 @@ impl<J: Job> Batch<'_, J> {
             error: &error,
             run_id,
         };
-        self.controller
-            .job
-            .on_task_failure(self.session.ledger.client(), &letter)
-            .await?;
-        self.book.mark_failed(key, &error).await
+        bounded(
+            "writing a dead letter",
+            limit,
+            self.controller
+                .job
+                .on_task_failure(self.session.ledger.client(), &letter),
+        )
+        .await?;
+        bounded(
+            "recording a chunk failed",
+            limit,
+            self.book.mark_failed(key, &error),
+        )
+        .await
+    }
+
+    /// Cancels what the task's connections still run on the server.
+    async fn cancel_server_work(&self, seq: u64) {
+        let limit = self.limit().min(Duration::from_secs(2));
+        let sent = self.session.db.cancel_task_backends(seq, limit).await;
+        if sent > 0 {
+            tracing::info!(
+                cancel_requests = sent,
+                "cancelled the task's server-side work"
+            );
+        }
+    }
+
+    /// A connection-level failure (refused, reset, too many connections,
+    /// pool timeout) is not the chunk's fault: it is not dead-lettered but
+    /// tried again after a back-off, and counted by the breaker. A chunk
+    /// that keeps failing so, or an open breaker, ends the run as 69.
+    async fn retry_later(&mut self, chunk: &PendingChunk, err: &anyhow::Error, seq: u64) {
+        let msg = errors::one_line(err);
+        self.breaker
+            .record_failure(FailureKind::Infrastructure, &msg);
+        self.cancel_server_work(seq).await;
+        let threshold = self.controller.job.common().run.breaker_threshold.max(1);
+        let attempts = {
+            let n = self
+                .infra_attempts
+                .entry(chunk.spec.key.clone())
+                .or_insert(0);
+            *n += 1;
+            *n
+        };
+        if attempts >= threshold {
+            self.fatal.get_or_insert(
+                DatabaseUnavailable(format!(
+                    "chunk {} failed {attempts} times on the database connection; last: {msg}",
+                    chunk.spec.key
+                ))
+                .into(),
+            );
+            return;
+        }
+        // 250 ms, 500 ms, 1 s, … capped at 5 s, with jitter so tasks waiting
+        // for a connection do not come back all at once.
+        let base =
+            Duration::from_millis(250).saturating_mul(1 << attempts.min(5).saturating_sub(1));
+        let wait = super::dead_letter::backoff(
+            1,
+            base.min(Duration::from_secs(5)),
+            Duration::from_secs(5),
+            super::dead_letter::jitter_unit(seq as i64, attempts),
+        );
+        tracing::warn!(
+            task = %chunk.spec.key,
+            ordinal = chunk.ordinal,
+            attempt = attempts,
+            retry_in = %super::args::format_duration(wait),
+            error = %msg,
+            "database connection trouble: the chunk is tried again"
+        );
+        self.retry.push_back((Instant::now() + wait, chunk.clone()));
     }
 }
