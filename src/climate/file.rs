@@ -107,6 +107,14 @@ impl ClimateFile {
             Ok(m) if m.is_dir() => {
                 return Err(InputError::new(path, None, K::Io("is a directory".into())));
             }
+            // Opening a FIFO waits for a writer forever; a device never ends.
+            Ok(m) if !m.is_file() => {
+                return Err(InputError::new(
+                    path,
+                    None,
+                    K::Io("is not a regular file (a FIFO, socket or device)".into()),
+                ));
+            }
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(InputError::new(path, None, K::NotFound));
