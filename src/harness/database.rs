@@ -209,14 +209,24 @@ impl Database {
         self.cancel_all(tokens, limit).await
     }
 
+    /// Sends the cancel requests at once, all of them bounded by `limit`
+    /// together: against a stalled server each would wait that long.
     async fn cancel_all(&self, tokens: Vec<CancelToken>, limit: Duration) -> usize {
-        let mut sent = 0;
+        let mut requests = tokio::task::JoinSet::new();
         for token in tokens {
-            let cancel = token.cancel_query(self.tls.clone());
-            if let Ok(Ok(())) = tokio::time::timeout(limit, cancel).await {
-                sent += 1;
-            }
+            let tls = self.tls.clone();
+            requests.spawn(async move { token.cancel_query(tls).await.is_ok() });
         }
+        let mut sent = 0;
+        let _ = tokio::time::timeout(limit, async {
+            while let Some(done) = requests.join_next().await {
+                if matches!(done, Ok(true)) {
+                    sent += 1;
+                }
+            }
+        })
+        .await;
+        requests.abort_all();
         sent
     }
 }

@@ -430,23 +430,26 @@ impl<J: Job> Controller<J> {
             exit_code: ending.exit.code(),
             error: ending.error.as_deref(),
         };
-        // Bounded: the watchdog fires at grace anyway; finish before it.
+        // Bounded: the watchdog fires at grace anyway, and a database that
+        // stalled will not answer now either; finish well before it.
         let limit = (self.deadline.grace / 2)
             .min(self.call_limit())
+            .min(Duration::from_secs(3))
             .max(Duration::from_millis(500));
-        match bounded(
+        let recorded = bounded(
             "recording the end of the run",
             limit,
             session.ledger.finish(&end),
         )
-        .await
-        {
-            Ok(()) => {}
-            Err(e) => {
-                tracing::error!(error = %format!("{e:#}"), "could not record the end of the run")
-            }
+        .await;
+        if let Err(e) = &recorded {
+            tracing::error!(error = %format!("{e:#}"), "could not record the end of the run");
         }
-        self.end_server_work(&session, limit).await;
+        // A control connection that just stalled would stall again: go
+        // straight to cancel requests then.
+        let control_stalled =
+            matches!(&recorded, Err(e) if errors::failure_kind(e) == FailureKind::Infrastructure);
+        self.end_server_work(&session, limit, control_stalled).await;
         ending
     }
 
@@ -454,13 +457,17 @@ impl<J: Job> Controller<J> {
     /// the run's application name (pool connections, maybe still running a
     /// query or queued on a lock) is terminated; if the control connection
     /// cannot do it, each pool connection gets a cancel request.
-    async fn end_server_work(&self, session: &Session, limit: Duration) {
-        let terminated = bounded(
-            "ending the run's other sessions",
-            limit,
-            session.ledger.terminate_other_sessions(),
-        )
-        .await;
+    async fn end_server_work(&self, session: &Session, limit: Duration, control_stalled: bool) {
+        let terminated = if control_stalled {
+            Err(anyhow::anyhow!("the run's own connection is not answering"))
+        } else {
+            bounded(
+                "ending the run's other sessions",
+                limit,
+                session.ledger.terminate_other_sessions(),
+            )
+            .await
+        };
         match terminated {
             Ok(0) => {}
             Ok(n) => tracing::info!(sessions = n, "ended the run's remaining database sessions"),

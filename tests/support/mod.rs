@@ -354,7 +354,8 @@ pub struct PrivateCluster {
 
 impl PrivateCluster {
     pub fn start() -> PrivateCluster {
-        let pg = ThrowawayPg::start().unwrap_or_else(|e| panic!("starting a private PostgreSQL: {e:#}"));
+        let pg =
+            ThrowawayPg::start().unwrap_or_else(|e| panic!("starting a private PostgreSQL: {e:#}"));
         PrivateCluster { pg }
     }
 
@@ -382,6 +383,9 @@ impl PrivateCluster {
             .args(["-m", "fast", "-w", "-t", "60", "restart"])
             .stdin(Stdio::null())
             .stdout(Stdio::null());
-        check(cmd.output().expect("running pg_ctl restart"), "pg_ctl restart");
+        check(
+            cmd.output().expect("running pg_ctl restart"),
+            "pg_ctl restart",
+        );
     }
 }
