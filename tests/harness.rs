@@ -1,4 +1,4 @@
-//! The run contract (DESIGN.md §3), pinned by driving the real `jobctl`
+//! The run contract of the README, pinned by driving the real `jobctl`
 //! binary against a real, throw-away PostgreSQL: exit codes, ledger rows,
 //! dead letters, deadlines, signals, the singleton lock.
 

@@ -1,4 +1,4 @@
-//! The flags every job binary shares (DESIGN.md §3), each with an
+//! The flags every job binary shares (the run contract), each with an
 //! environment fallback so a scheduler can configure a job without
 //! rewriting its command line.
 
@@ -136,9 +136,11 @@ pub struct RunArgs {
     #[arg(long, env = "CLIMATE_JOBS_DRY_RUN")]
     pub dry_run: bool,
 
-    /// Consecutive infrastructure failures (lost connections, pool
-    /// timeouts) that end the run as `failed` instead of failing every
-    /// remaining task the same way.
+    /// Consecutive infrastructure failures (lost, refused or stalled
+    /// connections, pool timeouts) that end the run with exit 69 (database
+    /// unavailable: retry later) instead of failing every remaining task
+    /// the same way. Such a failure never dead-letters the chunk: it is
+    /// tried again after a back-off.
     #[arg(long, env = "CLIMATE_JOBS_BREAKER_THRESHOLD", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
     pub breaker_threshold: u32,
 

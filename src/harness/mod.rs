@@ -1,4 +1,4 @@
-//! The run contract every job binary keeps (DESIGN.md §3), built once.
+//! The run contract every job binary keeps (README: "the run contract"), built once.
 //!
 //! A binary parses its flags into a [`Job`] and calls [`run`]; the harness
 //! does the rest: deadline and watchdog, signals, singleton lock, run

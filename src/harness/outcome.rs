@@ -1,7 +1,7 @@
 //! How a run ended: the ledger status and the process exit code, one table.
 //!
 //! The exit codes are the contract with the scheduler's retry policy
-//! (DESIGN.md §3): keep them stable, `jobctl render` builds pod failure
+//! (README: "the run contract"): keep them stable, `jobctl render` builds pod failure
 //! policies from them.
 
 use serde::Serialize;
@@ -44,7 +44,7 @@ impl std::fmt::Display for RunStatus {
     }
 }
 
-/// Process exit codes (DESIGN.md §3).
+/// Process exit codes (README: "the run contract").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub enum ExitCode {
