@@ -70,6 +70,18 @@ fn hazard_checksum_at(url: &str) -> String {
         .unwrap_or_default()
 }
 
+/// Whether `input_files` holds one row for the input and its
+/// `rows_written` equals the rows `hazard_results` holds.
+fn rows_recorded_and_present(url: &str) -> (bool, bool) {
+    let rows = support::sql_on(
+        url,
+        "SELECT count(*) = 1, coalesce(bool_and(rows_written = (SELECT count(*) FROM hazard_results)), false)
+           FROM input_files WHERE job = 'hazard-timeseries-batch'",
+    );
+    let flag = |i: usize| rows[0][i].as_deref() == Some("t");
+    (flag(0), flag(1))
+}
+
 /// The hazard table of a clean, undisturbed run of `args`.
 fn clean_hazard_checksum(args: &[&str]) -> String {
     static CLEAN: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
@@ -399,6 +411,11 @@ fn a_server_restart_mid_run_exits_69_and_the_rerun_equals_a_clean_run() {
     let rerun = run(hazard(&url, &args));
     assert_eq!(rerun.code, 0, "{}", rerun.all_output());
     let sum = hazard_checksum_at(&url);
+    assert_eq!(
+        rows_recorded_and_present(&url),
+        (true, true),
+        "input_files.rows_written must count the rows of the cut run and of the rerun"
+    );
     assert_eq!(sum, clean, "after the restart and a rerun");
 }
 
@@ -451,6 +468,11 @@ fn sigterm_and_sigkill_at_random_moments_leave_a_table_a_rerun_makes_equal_to_a_
             hazard_checksum(&db),
             clean,
             "trial {trial}: signal {sig} at {at:?}"
+        );
+        assert_eq!(
+            rows_recorded_and_present(&db.url),
+            (true, true),
+            "trial {trial}: input_files.rows_written is the total across the cut run and the rerun"
         );
     }
 }
