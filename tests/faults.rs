@@ -263,6 +263,10 @@ fn a_task_blocking_its_thread_is_dead_lettered_as_timeout_and_every_other_chunk_
     );
     assert!(done.stderr.contains("blocks its thread"), "{}", done.stderr);
     assert_eq!(db.scalar("SELECT status FROM job_runs"), "partial");
+    assert!(
+        wait_until(Duration::from_secs(2), || sessions_of(&db, "canary") == 0),
+        "sessions of the run outlived it by 2 s"
+    );
 }
 
 #[test]
@@ -787,4 +791,171 @@ fn fifo_directory_and_symlink_loop_inputs_exit_65_or_2_never_hang_or_panic() {
     }
     assert_eq!(db.count("SELECT count(*) FROM hazard_results"), 0);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A private CA and a server certificate for `localhost` only, made with
+/// the `openssl` tool (Debian's postgresql depends on it, via ssl-cert).
+fn make_certificates(dir: &std::path::Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("running openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509"];
+    ca.extend(ec);
+    ca.extend([
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=faults test CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ]);
+    openssl(&ca);
+    let mut csr = vec!["req"];
+    csr.extend(ec);
+    csr.extend([
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
+    ]);
+    openssl(&csr);
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+    ]);
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        dir.join("server.key"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        let out = Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(dir)
+            .output()
+            .expect("chown");
+        assert!(out.status.success());
+    }
+}
+
+#[test]
+fn tls_verify_full_checks_the_host_name_verify_ca_the_chain_and_a_bad_certificate_exits_2() {
+    let cluster = PrivateCluster::start();
+    let tls = cluster.pg.dir.join("tls");
+    make_certificates(&tls);
+    let admin = format!("{}?sslmode=disable", cluster.url("postgres"));
+    // One statement each: ALTER SYSTEM refuses a transaction block.
+    for setting in [
+        format!("ssl_cert_file = '{}/server.pem'", tls.display()),
+        format!("ssl_key_file = '{}/server.key'", tls.display()),
+        "ssl = on".to_string(),
+    ] {
+        support::sql_on(&admin, &format!("ALTER SYSTEM SET {setting}"));
+    }
+    support::sql_on(&admin, "SELECT pg_reload_conf()");
+    assert!(
+        wait_until(Duration::from_secs(10), || support::sql_on(
+            &admin, "SHOW ssl"
+        )[0][0]
+            .as_deref()
+            == Some("on")),
+        "the server did not turn TLS on"
+    );
+    let port = cluster.pg.port;
+    let migrated = run({
+        let mut c = jobctl(&admin);
+        c.arg("migrate");
+        c
+    });
+    assert_eq!(migrated.code, 0, "{}", migrated.all_output());
+    let ca = tls.join("ca.pem");
+    let attempt = |host: &str, mode: &str, with_ca: bool| {
+        let mut c = canary(
+            &format!("postgres://postgres@{host}:{port}/postgres?sslmode={mode}"),
+            &[
+                "--tasks",
+                "2",
+                "--task-duration",
+                "1ms",
+                "--connect-timeout",
+                "5s",
+            ],
+        );
+        c.env_remove("PGSSLROOTCERT");
+        if with_ca {
+            c.arg("--ca-file").arg(&ca);
+        }
+        let done = run(c);
+        assert_no_panic(&done);
+        done
+    };
+    // The certificate names localhost, not 127.0.0.1.
+    let wrong_name = attempt("127.0.0.1", "verify-full", true);
+    assert_eq!(wrong_name.code, 2, "{}", wrong_name.all_output());
+    assert!(
+        wrong_name.stderr.contains("certificate"),
+        "{}",
+        wrong_name.stderr
+    );
+    let right_name = attempt("localhost", "verify-full", true);
+    assert_eq!(right_name.code, 0, "{}", right_name.all_output());
+    let chain_only = attempt("127.0.0.1", "verify-ca", true);
+    assert_eq!(chain_only.code, 0, "{}", chain_only.all_output());
+    // Without the private CA, the chain does not verify.
+    let unknown_ca = attempt("localhost", "verify-ca", false);
+    assert_eq!(unknown_ca.code, 2, "{}", unknown_ca.all_output());
+    // The runs that got in did so over TLS.
+    assert_eq!(
+        support::sql_on(
+            &admin,
+            "SELECT count(*) FROM job_runs WHERE status = 'succeeded'"
+        )[0][0]
+            .as_deref(),
+        Some("2")
+    );
 }
