@@ -302,6 +302,16 @@ fn behind_a_held_lock_timed_out_tasks_are_cancelled_and_no_session_outlives_the_
         db.count("SELECT count(*) FROM dead_letters WHERE error_kind = 'timeout'"),
         2
     );
+    // Each timed-out task's queued statement got a cancel request at once,
+    // not only at the end of the run.
+    assert_eq!(
+        done.stderr
+            .matches("cancelled the task's server-side work")
+            .count(),
+        2,
+        "{}",
+        done.stderr
+    );
     // The lock is still held: a backend of the run left behind would still
     // be queued on it.
     let gone = wait_until(Duration::from_secs(2), || {

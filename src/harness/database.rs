@@ -240,7 +240,14 @@ pub async fn bounded<T>(
     limit: Duration,
     call: impl std::future::Future<Output = Result<T>>,
 ) -> Result<T> {
-    match tokio::time::timeout(limit, call).await {
+    tokio::pin!(call);
+    if let Ok(result) = tokio::time::timeout(limit, &mut call).await {
+        return result;
+    }
+    // An answer may be sitting in the socket, not yet read by the
+    // connection's driver (e.g. this process was itself paused): one short
+    // second look before calling the database stalled.
+    match tokio::time::timeout(Duration::from_millis(200), call).await {
         Ok(result) => result,
         Err(_) => Err(DatabaseUnavailable(format!(
             "the database stalled: {what} got no answer within {}",
