@@ -596,7 +596,7 @@ fn an_administrator_ending_the_runs_sessions_exits_69() {
             > 5),
         "the canary never got going"
     );
-    db.rows("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'canary/%'");
+    db.rows("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'canary/%' AND datname = current_database()");
     let done = wait(child, started);
     assert_no_panic(&done);
     assert_eq!(done.code, 69, "{}", done.all_output());

@@ -198,9 +198,11 @@ impl Database {
     /// Sends a cancel request for whatever the pool connections last handed
     /// to task `task` are running now (a query of a timed-out task, a wait
     /// on a lock), each bounded by `limit`. Returns how many were sent.
-    pub async fn cancel_task_backends(&self, task: u64, limit: Duration) -> usize {
+    /// Returns (connections the task held, cancel requests the server took).
+    pub async fn cancel_task_backends(&self, task: u64, limit: Duration) -> (usize, usize) {
         let tokens = self.backends.held_by(Some(task));
-        self.cancel_all(tokens, limit).await
+        let held = tokens.len();
+        (held, self.cancel_all(tokens, limit).await)
     }
 
     /// Sends a cancel request to every pool connection this run made.

@@ -1010,7 +1010,7 @@ impl<J: Job> Batch<'_, J> {
             TaskResult::Failed(err)
                 if errors::failure_kind(&err) == FailureKind::Infrastructure =>
             {
-                self.retry_later(chunk, &err, seq).await;
+                self.retry_later(chunk, &err, Some(seq)).await;
                 return Ok(());
             }
             TaskResult::Failed(err) => {
@@ -1021,13 +1021,23 @@ impl<J: Job> Batch<'_, J> {
                 (LetterKind::Error, msg)
             }
             TaskResult::TimedOut(limit) => {
-                self.metrics.tasks_timed_out += 1;
                 let msg = format!(
                     "task timed out after {}",
                     super::args::format_duration(limit)
                 );
+                if !self.cancel_server_work(seq).await {
+                    // The task waited on a database that does not even take
+                    // a cancel request: a stalled connection, not the chunk's
+                    // fault. The breaker counts it; the chunk is tried again.
+                    let stalled: anyhow::Error = DatabaseUnavailable(format!(
+                        "{msg} waiting on the database, which does not answer (not even a cancel request)"
+                    ))
+                    .into();
+                    self.retry_later(chunk, &stalled, None).await;
+                    return Ok(());
+                }
+                self.metrics.tasks_timed_out += 1;
                 tracing::warn!(task = key, ordinal = chunk.ordinal, "{msg}");
-                self.cancel_server_work(seq).await;
                 (LetterKind::Timeout, msg)
             }
         };
@@ -1056,26 +1066,32 @@ impl<J: Job> Batch<'_, J> {
     }
 
     /// Cancels what the task's connections still run on the server.
-    async fn cancel_server_work(&self, seq: u64) {
+    /// Returns false when the task held connections and the server took
+    /// none of the cancel requests: it is not answering at all.
+    async fn cancel_server_work(&self, seq: u64) -> bool {
         let limit = self.limit().min(Duration::from_secs(2));
-        let sent = self.session.db.cancel_task_backends(seq, limit).await;
+        let (held, sent) = self.session.db.cancel_task_backends(seq, limit).await;
         if sent > 0 {
             tracing::info!(
                 cancel_requests = sent,
                 "cancelled the task's server-side work"
             );
         }
+        held == 0 || sent > 0
     }
 
     /// A connection-level failure (refused, reset, too many connections,
     /// pool timeout) is not the chunk's fault: it is not dead-lettered but
     /// tried again after a back-off, and counted by the breaker. A chunk
     /// that keeps failing so, or an open breaker, ends the run as 69.
-    async fn retry_later(&mut self, chunk: &PendingChunk, err: &anyhow::Error, seq: u64) {
+    async fn retry_later(&mut self, chunk: &PendingChunk, err: &anyhow::Error, seq: Option<u64>) {
         let msg = errors::one_line(err);
         self.breaker
             .record_failure(FailureKind::Infrastructure, &msg);
-        self.cancel_server_work(seq).await;
+        if let Some(seq) = seq {
+            self.cancel_server_work(seq).await;
+        }
+        let seq = seq.unwrap_or(self.next_seq);
         let threshold = self.controller.job.common().run.breaker_threshold.max(1);
         let attempts = {
             let n = self
