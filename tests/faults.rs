@@ -267,6 +267,19 @@ fn a_task_blocking_its_thread_is_dead_lettered_as_timeout_and_every_other_chunk_
         wait_until(Duration::from_secs(2), || sessions_of(&db, "canary") == 0),
         "sessions of the run outlived it by 2 s"
     );
+    // Given up on at its timeout (3 s) plus the controller's slack, not at
+    // the run deadline.
+    let held_for: f64 = db
+        .scalar(
+            "SELECT extract(epoch FROM finished_at - started_at) FROM run_chunks WHERE chunk_key = 'canary-00000'",
+        )
+        .parse()
+        .unwrap();
+    eprintln!("block-task=0: chunk held for {held_for:.2} s before it was dead-lettered");
+    assert!(
+        (3.0..10.0).contains(&held_for),
+        "chunk 0 held for {held_for} s"
+    );
 }
 
 #[test]
