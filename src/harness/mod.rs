@@ -5,6 +5,7 @@
 //! ledger, chunks, dead letters, circuit breaker, exit codes, summary line.
 
 pub mod args;
+mod batch;
 pub mod breaker;
 pub mod chunks;
 pub mod command;
