@@ -982,3 +982,26 @@ fn tls_verify_full_checks_the_host_name_verify_ca_the_chain_and_a_bad_certificat
         Some("2")
     );
 }
+
+#[test]
+fn a_role_that_may_not_write_the_results_ends_the_run_2_not_a_queue_of_letters() {
+    let db = with_hazard_rows("faults_no_insert");
+    let role = "faults_no_writer";
+    db.rows(&format!(
+        "DO $$ BEGIN CREATE ROLE {role} LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+         GRANT ALL ON ALL TABLES IN SCHEMA public TO {role};
+         GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {role};
+         REVOKE INSERT, UPDATE, DELETE ON probability_results FROM {role}"
+    ));
+    let url = format!(
+        "postgres://{role}@127.0.0.1:{}/{}",
+        PgCluster::shared().port,
+        db.name
+    );
+    let done = run(probability(&url, &["--chunk-points", "4"]));
+    assert_no_panic(&done);
+    assert_eq!(done.code, 2, "{}", done.all_output());
+    assert!(done.stderr.contains("permission denied"), "{}", done.stderr);
+    assert_eq!(db.count("SELECT count(*) FROM dead_letters"), 0);
+    assert_eq!(db.count("SELECT count(*) FROM probability_results"), 0);
+}

@@ -467,7 +467,9 @@ impl<'a, J: Job> Batch<'a, J> {
                 )
                 .await;
             }
-            TaskResult::Failed(err) if errors::aborts_run(&err) => {
+            TaskResult::Failed(err)
+                if errors::aborts_run(&err) || errors::has_configuration_error(&err) =>
+            {
                 self.metrics.tasks_failed += 1;
                 tracing::error!(task = key, error = %errors::one_line(&err), "task failure ends the run");
                 self.fatal.get_or_insert(err);

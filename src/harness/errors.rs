@@ -189,19 +189,29 @@ fn is_tls_verification_failure(cause: &(dyn std::error::Error + 'static)) -> boo
         .is_some_and(|tls| matches!(tls, rustls::Error::InvalidCertificate(_)))
 }
 
-/// The exit code an error that ends the whole run maps to.
-pub fn exit_code_for(err: &anyhow::Error) -> ExitCode {
-    for cause in err.chain() {
-        if cause.is::<UsageError>() {
-            return ExitCode::Usage;
-        }
+/// Whether a database error in the chain is a configuration fault (see
+/// [`is_configuration_error`]): a task failing so fails the same way for
+/// every chunk, so it ends the run with exit 2 instead of filling the
+/// dead-letter queue.
+pub fn has_configuration_error(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
         let pg = cause.downcast_ref::<tokio_postgres::Error>().or_else(|| {
             match cause.downcast_ref::<deadpool_postgres::PoolError>() {
                 Some(deadpool_postgres::PoolError::Backend(e)) => Some(e),
                 _ => None,
             }
         });
-        if pg.is_some_and(is_configuration_error) {
+        pg.is_some_and(is_configuration_error)
+    })
+}
+
+/// The exit code an error that ends the whole run maps to.
+pub fn exit_code_for(err: &anyhow::Error) -> ExitCode {
+    if has_configuration_error(err) {
+        return ExitCode::Usage;
+    }
+    for cause in err.chain() {
+        if cause.is::<UsageError>() {
             return ExitCode::Usage;
         }
         if cause.is::<BadInput>() {
