@@ -163,12 +163,13 @@ impl RunArgs {
     /// How long one of the run's own database calls (ledger, chunks, dead
     /// letters, the pool's liveness check) may take before the database
     /// counts as stalled: two heartbeats, at most half the task timeout,
-    /// within 1 s to 15 s. A black-holed connection is noticed by the
-    /// next heartbeat plus this, whatever --timeout is.
+    /// within 2 s to 15 s (a loaded server may take a second or two on a
+    /// small statement). A black-holed connection is noticed by the next
+    /// heartbeat plus this, whatever --timeout is.
     pub fn db_call_limit(&self) -> Duration {
         (self.heartbeat * 2)
             .min(self.task_timeout / 2)
-            .clamp(secs(1), secs(15))
+            .clamp(secs(2), secs(15))
     }
 
     /// How long past its timeout a task that never yields (it blocks its
