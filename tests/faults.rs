@@ -1005,3 +1005,22 @@ fn a_role_that_may_not_write_the_results_ends_the_run_2_not_a_queue_of_letters()
     assert_eq!(db.count("SELECT count(*) FROM dead_letters"), 0);
     assert_eq!(db.count("SELECT count(*) FROM probability_results"), 0);
 }
+
+#[test]
+fn a_rerun_after_a_run_cut_between_its_last_chunk_and_its_record_counts_every_row() {
+    let args = ["--chunk-points", "3"];
+    let db = TestDb::migrated("faults_rows_total");
+    let first = run(hazard(&db.url, &args));
+    assert_eq!(first.code, 0, "{}", first.all_output());
+    // As if the first run had been killed after its last chunk, before it
+    // recorded the input as processed: the rerun finds every chunk done.
+    db.rows("DELETE FROM input_files");
+    let rerun = run(hazard(&db.url, &args));
+    assert_eq!(rerun.code, 0, "{}", rerun.all_output());
+    assert_eq!(rerun.summary()["tasks_done"], 0, "{}", rerun.stdout);
+    assert_eq!(
+        rows_recorded_and_present(&db.url),
+        (true, true),
+        "rows_written must count the rows the earlier run wrote"
+    );
+}
