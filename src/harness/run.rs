@@ -409,9 +409,15 @@ impl<J: Job> Controller<J> {
         };
         // Bounded: the watchdog fires at grace anyway, and a database that
         // stalled will not answer now either; finish well before it.
+        // After an outage (69) a short try is all that is worth waiting.
+        let most = if ending.exit == ExitCode::DatabaseUnavailable {
+            Duration::from_secs(1)
+        } else {
+            Duration::from_secs(3)
+        };
         let limit = (self.deadline.grace / 2)
             .min(self.call_limit())
-            .min(Duration::from_secs(3))
+            .min(most)
             .max(Duration::from_millis(500));
         let recorded = bounded(
             "recording the end of the run",
