@@ -29,16 +29,7 @@ impl FileAttributes {
 /// Reads the global attributes of `path`. Errors name the file, as [`super::ClimateFile::open`]
 /// would (a file that is missing or not NetCDF is reported here first).
 pub fn read_attributes(path: &Path) -> Result<FileAttributes, InputError> {
-    match std::fs::metadata(path) {
-        Ok(m) if m.is_dir() => {
-            return Err(InputError::new(path, None, K::Io("is a directory".into())));
-        }
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(InputError::new(path, None, K::NotFound));
-        }
-        Err(e) => return Err(InputError::new(path, None, K::Io(e.to_string()))),
-    }
+    super::file::ensure_regular_file(path)?;
     super::hdf5_quiet::quiet_hdf5_errors();
     let nc = netcdf::open(path).map_err(|e| {
         let kind = match e {

@@ -111,6 +111,24 @@ impl NcSample for f64 {
     const NAN: Self = f64::NAN;
 }
 
+/// Refuses what netCDF cannot open or would wait on forever: a missing path,
+/// a directory, a FIFO (opening it waits for a writer), a socket or device.
+pub(crate) fn ensure_regular_file(path: &Path) -> Result<(), InputError> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => Err(InputError::new(path, None, K::Io("is a directory".into()))),
+        Ok(m) if !m.is_file() => Err(InputError::new(
+            path,
+            None,
+            K::Io("is not a regular file (a FIFO, socket or device)".into()),
+        )),
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(InputError::new(path, None, K::NotFound))
+        }
+        Err(e) => Err(InputError::new(path, None, K::Io(e.to_string()))),
+    }
+}
+
 impl ClimateFile {
     /// Opens `path` and validates everything the `needed` variables require: grid, time axis,
     /// calendar, units, storage type. Later reads can then only fail on I/O or corruption.
@@ -119,16 +137,7 @@ impl ClimateFile {
         names: &VariableNames,
         needed: &[Variable],
     ) -> Result<ClimateFile, InputError> {
-        match std::fs::metadata(path) {
-            Ok(m) if m.is_dir() => {
-                return Err(InputError::new(path, None, K::Io("is a directory".into())));
-            }
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(InputError::new(path, None, K::NotFound));
-            }
-            Err(e) => return Err(InputError::new(path, None, K::Io(e.to_string()))),
-        }
+        ensure_regular_file(path)?;
         super::hdf5_quiet::quiet_hdf5_errors();
         bound_chunk_cache();
         let nc = netcdf::open(path).map_err(|e| {

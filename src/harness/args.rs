@@ -7,10 +7,57 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
-/// Parses `90s`, `5m`, `2h`, `250ms`, `1h 30m`.
+/// The longest duration any flag accepts (30 days): far beyond any real
+/// deadline, and small enough that `Instant + d` can never overflow.
+pub const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// Parses `90s`, `5m`, `2h`, `250ms`, `1h 30m`, at most 30 days.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = parse_age(s)?;
+    if d > MAX_DURATION {
+        return Err(format!(
+            "{} is too long: at most {}",
+            s.trim(),
+            format_duration(MAX_DURATION)
+        ));
+    }
+    Ok(d)
+}
+
+/// Parses a duration that is an age, not a deadline (how old data may get:
+/// `35d`, `1y`): no 30-day cap, since nothing is scheduled by it.
+pub fn parse_age(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s.trim())
         .map_err(|e| format!("{e}: write a duration like 90s, 5m, 2h or 250ms"))
+}
+
+/// A duration parser for a flag that must lie within `[min, max]`, so a
+/// value the run cannot work with (`--heartbeat 0s`) is refused at parse
+/// time (exit 2) instead of panicking later.
+pub fn duration_within(
+    min: Duration,
+    max: Duration,
+) -> impl Fn(&str) -> Result<Duration, String> + Clone + Send + Sync + 'static {
+    move |s: &str| {
+        let d = parse_duration(s)?;
+        if d < min || d > max {
+            return Err(format!(
+                "{} is out of range: between {} and {}",
+                s.trim(),
+                format_duration(min),
+                format_duration(max)
+            ));
+        }
+        Ok(d)
+    }
+}
+
+const fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+const fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
 }
 
 /// Prints a duration the way it is written on the command line.
@@ -39,11 +86,13 @@ pub struct DatabaseArgs {
 
     /// Give up connecting to the database after this long; a job that
     /// cannot connect exits 69 so the scheduler retries it later.
-    #[arg(long, env = "CLIMATE_JOBS_CONNECT_TIMEOUT", default_value = "10s", value_parser = parse_duration, value_name = "DUR")]
+    /// 100ms to 5m.
+    #[arg(long, env = "CLIMATE_JOBS_CONNECT_TIMEOUT", default_value = "10s", value_parser = duration_within(ms(100), secs(300)), value_name = "DUR")]
     pub connect_timeout: Duration,
 
-    /// Server-side limit for one SQL statement (Postgres statement_timeout).
-    #[arg(long, env = "CLIMATE_JOBS_STATEMENT_TIMEOUT", default_value = "60s", value_parser = parse_duration, value_name = "DUR")]
+    /// Server-side limit for one SQL statement (Postgres statement_timeout;
+    /// 0s turns it off). At most 24h.
+    #[arg(long, env = "CLIMATE_JOBS_STATEMENT_TIMEOUT", default_value = "60s", value_parser = duration_within(ms(0), secs(24 * 3600)), value_name = "DUR")]
     pub statement_timeout: Duration,
 }
 
@@ -69,18 +118,20 @@ pub struct RunArgs {
     /// Whole-run deadline. At the deadline in-flight tasks are cancelled, the
     /// run is recorded `timed_out` and the process exits 124; a watchdog
     /// thread ends the process at deadline + grace even if a task blocks.
-    #[arg(long, env = "CLIMATE_JOBS_TIMEOUT", default_value = "1h", value_parser = parse_duration, value_name = "DUR")]
+    /// 1s to 7d.
+    #[arg(long, env = "CLIMATE_JOBS_TIMEOUT", default_value = "1h", value_parser = duration_within(secs(1), secs(7 * 24 * 3600)), value_name = "DUR")]
     pub timeout: Duration,
 
     /// Limit for one task; a task past it is cancelled and dead-lettered as a
-    /// timeout, and the batch goes on.
-    #[arg(long, env = "CLIMATE_JOBS_TASK_TIMEOUT", default_value = "5m", value_parser = parse_duration, value_name = "DUR")]
+    /// timeout, its server-side work is cancelled, and the batch goes on,
+    /// even if the task blocks its thread. 100ms to 7d.
+    #[arg(long, env = "CLIMATE_JOBS_TASK_TIMEOUT", default_value = "5m", value_parser = duration_within(ms(100), secs(7 * 24 * 3600)), value_name = "DUR")]
     pub task_timeout: Duration,
 
     /// After SIGTERM/SIGINT (or the deadline), how long in-flight tasks get to
     /// finish before they are abandoned. Keep it under the scheduler's kill
-    /// delay (Azure Container Apps: 30 s).
-    #[arg(long, env = "CLIMATE_JOBS_GRACE", default_value = "20s", value_parser = parse_duration, value_name = "DUR")]
+    /// delay (Azure Container Apps: 30 s). 0s to 1h.
+    #[arg(long, env = "CLIMATE_JOBS_GRACE", default_value = "20s", value_parser = duration_within(ms(0), secs(3600)), value_name = "DUR")]
     pub grace: Duration,
 
     /// Tasks run at once; also the database pool size.
@@ -91,9 +142,11 @@ pub struct RunArgs {
     #[arg(long, env = "CLIMATE_JOBS_DRY_RUN")]
     pub dry_run: bool,
 
-    /// Consecutive infrastructure failures (lost connections, pool
-    /// timeouts) that end the run as `failed` instead of failing every
-    /// remaining task the same way.
+    /// Consecutive infrastructure failures (lost, refused or stalled
+    /// connections, pool timeouts) that end the run with exit 69 (database
+    /// unavailable: retry later) instead of failing every remaining task
+    /// the same way. Such a failure never dead-letters the chunk: it is
+    /// tried again after a back-off.
     #[arg(long, env = "CLIMATE_JOBS_BREAKER_THRESHOLD", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
     pub breaker_threshold: u32,
 
@@ -105,13 +158,32 @@ pub struct RunArgs {
     #[arg(long, env = "CLIMATE_JOBS_EXECUTION", value_name = "ID")]
     pub execution: Option<String>,
 
-    /// How often the run's ledger row is touched; a `running` row older than
-    /// six heartbeats belongs to a dead process.
-    #[arg(long, env = "CLIMATE_JOBS_HEARTBEAT", default_value = "5s", value_parser = parse_duration, value_name = "DUR", hide = true)]
+    /// How often the run's ledger row is touched; the run's own database
+    /// calls must answer within this long (at most the task timeout), or
+    /// the database counts as stalled. 100ms to 1m.
+    #[arg(long, env = "CLIMATE_JOBS_HEARTBEAT", default_value = "5s", value_parser = duration_within(ms(100), secs(60)), value_name = "DUR", hide = true)]
     pub heartbeat: Duration,
 }
 
 impl RunArgs {
+    /// How long one of the run's own database calls (ledger, chunks, dead
+    /// letters, the pool's liveness check) may take before the database
+    /// counts as stalled: two heartbeats, at most half the task timeout,
+    /// within 2 s to 15 s (a loaded server may take a second or two on a
+    /// small statement). A black-holed connection is noticed by the next
+    /// heartbeat plus this, whatever --timeout is.
+    pub fn db_call_limit(&self) -> Duration {
+        (self.heartbeat * 2)
+            .min(self.task_timeout / 2)
+            .clamp(secs(2), secs(15))
+    }
+
+    /// How long past its timeout a task that never yields (it blocks its
+    /// thread) runs before the controller abandons it and dead-letters it.
+    pub fn task_timeout_slack(&self) -> Duration {
+        (self.task_timeout / 10).clamp(ms(250), secs(2))
+    }
+
     /// The execution to join, if any (see `--execution`).
     pub fn execution(&self) -> Option<String> {
         self.execution
@@ -146,5 +218,15 @@ mod tests {
         assert_eq!(parse_duration("10ms"), Ok(Duration::from_millis(10)));
         assert!(parse_duration("five minutes").is_err());
         assert!(parse_duration("10").is_err());
+    }
+
+    #[test]
+    fn absurd_durations_are_refused_not_overflowed() {
+        assert!(parse_duration("9223372036854775807s").is_err());
+        assert!(parse_duration("31days").is_err());
+        let heartbeat = duration_within(ms(100), secs(60));
+        assert!(heartbeat("0s").unwrap_err().contains("out of range"));
+        assert_eq!(heartbeat("1s"), Ok(secs(1)));
+        assert!(heartbeat("2m").is_err());
     }
 }

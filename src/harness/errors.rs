@@ -120,8 +120,9 @@ fn is_query_error(err: &tokio_postgres::Error) -> bool {
             let class = &code.code()[..2];
             // 08 connection exception, 53 insufficient resources, 57 operator
             // intervention (admin shutdown, statement timeout is 57014 but
-            // that one is the task's own slowness), 58 system error.
-            let lost_connection = matches!(class, "08" | "53" | "58");
+            // that one is the task's own slowness), 58 system error; 28 and
+            // 3D (credentials, database gone) are not about the statement.
+            let lost_connection = matches!(class, "08" | "53" | "58" | "28" | "3D");
             let operator_intervention = class == "57" && code.code() != "57014";
             !(lost_connection || operator_intervention)
         }
@@ -142,8 +143,73 @@ fn is_network_io(err: &std::io::Error) -> bool {
     )
 }
 
+/// SQLSTATEs that retrying cannot fix: the credentials, the database name
+/// or the role's privileges are wrong. Configuration, exit 2.
+const CONFIGURATION_STATES: &[&str] = &[
+    "28000", // invalid_authorization_specification (no such role, pg_hba)
+    "28P01", // invalid_password
+    "3D000", // invalid_catalog_name: the database does not exist
+    "42501", // insufficient_privilege
+];
+
+/// A database error that is a configuration fault (exit 2): bad
+/// credentials, a missing database, missing privileges, or a server
+/// certificate that does not verify.
+pub fn is_configuration_error(err: &tokio_postgres::Error) -> bool {
+    use std::error::Error as _;
+    if err
+        .code()
+        .is_some_and(|c| CONFIGURATION_STATES.contains(&c.code()))
+    {
+        return true;
+    }
+    let mut source = err.source();
+    while let Some(cause) = source {
+        if is_tls_verification_failure(cause) {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
+}
+
+/// rustls refused the server's certificate (unknown CA, wrong name,
+/// expired): TLS configuration, not an outage.
+fn is_tls_verification_failure(cause: &(dyn std::error::Error + 'static)) -> bool {
+    if let Some(tls) = cause.downcast_ref::<rustls::Error>() {
+        return matches!(
+            tls,
+            rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented
+        );
+    }
+    cause
+        .downcast_ref::<std::io::Error>()
+        .and_then(|io| io.get_ref())
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        .is_some_and(|tls| matches!(tls, rustls::Error::InvalidCertificate(_)))
+}
+
+/// Whether a database error in the chain is a configuration fault (see
+/// [`is_configuration_error`]): a task failing so fails the same way for
+/// every chunk, so it ends the run with exit 2 instead of filling the
+/// dead-letter queue.
+pub fn has_configuration_error(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        let pg = cause.downcast_ref::<tokio_postgres::Error>().or_else(|| {
+            match cause.downcast_ref::<deadpool_postgres::PoolError>() {
+                Some(deadpool_postgres::PoolError::Backend(e)) => Some(e),
+                _ => None,
+            }
+        });
+        pg.is_some_and(is_configuration_error)
+    })
+}
+
 /// The exit code an error that ends the whole run maps to.
 pub fn exit_code_for(err: &anyhow::Error) -> ExitCode {
+    if has_configuration_error(err) {
+        return ExitCode::Usage;
+    }
     for cause in err.chain() {
         if cause.is::<UsageError>() {
             return ExitCode::Usage;

@@ -1,8 +1,8 @@
 //! Fault injection for tests and drills: `CLIMATE_JOBS_FAULT`.
 //!
 //! `hang-task=K` — task K never finishes (but is cancellable);
-//! `block-task=K` — task K blocks its OS thread forever (only the watchdog
-//! can end that); `fail-task=K` — task K returns an error. K is the task's
+//! `block-task=K` — task K blocks its OS thread forever (the controller
+//! gives up on it at its timeout and moves on to a fresh task runtime); `fail-task=K` — task K returns an error. K is the task's
 //! 0-based ordinal in plan order; entries are comma-separated. Read by every
 //! job binary, so a drill works on the real job, not a toy.
 

@@ -42,9 +42,18 @@ pub async fn ensure_schema(client: &Client) -> Result<()> {
     Ok(())
 }
 
-/// A `running` row whose heartbeat is older than this many heartbeats
-/// belongs to a process that is gone.
+/// A `running` row whose heartbeat is older than this many heartbeats, and
+/// whose run has no database session left, belongs to a process that is gone.
 pub const STALE_HEARTBEATS: u32 = 6;
+
+/// The `application_name` of every database session of a run: how the
+/// server (and `pg_stat_activity`) tells which sessions belong to it.
+/// Postgres keeps 63 bytes of it; job names are ASCII.
+pub fn application_name(job: &str, run_id: Uuid) -> String {
+    let mut name = format!("{job}/{run_id}");
+    name.truncate(63);
+    name
+}
 
 /// What a run writes about itself. Holds the run's control connection.
 #[derive(Clone)]
@@ -105,7 +114,10 @@ impl RunLedger {
 
     /// Marks as `abandoned` the runs whose process is gone: this job's other
     /// `running` rows (we hold the job's lock, so no live process owns
-    /// them), and any job's `running` row with a stale heartbeat.
+    /// them), and any job's `running` row with a stale heartbeat whose run
+    /// has no database session left. A heartbeat alone proves nothing: a
+    /// live process may be stalled (paused, swapping) for a while, and its
+    /// session (which holds its lock) shows it is still there.
     ///
     /// As a replica (`alone` false) only the heartbeat rule applies: the
     /// job's other `running` rows may be live siblings.
@@ -123,7 +135,11 @@ impl RunLedger {
                         error = coalesce(error, 'process gone: no heartbeat since ' || heartbeat_at
                                          || ', found by run ' || $2::text)
                   WHERE status = 'running' AND run_id <> $2
-                    AND ((job = $1 AND $4) OR heartbeat_at < now() - make_interval(secs => $3::bigint / 1000.0))
+                    AND ((job = $1 AND $4)
+                         OR (heartbeat_at < now() - make_interval(secs => $3::bigint / 1000.0)
+                             AND NOT EXISTS (
+                                 SELECT 1 FROM pg_stat_activity a
+                                  WHERE a.application_name = left(job_runs.job || '/' || job_runs.run_id::text, 63))))
                   RETURNING run_id, job",
                 &[&self.job, &self.run_id, &stale_ms, &alone],
             )
@@ -180,6 +196,23 @@ impl RunLedger {
             .await
             .context("recording the end of the run in job_runs")?;
         Ok(())
+    }
+
+    /// Ends every other database session of this run (its pool
+    /// connections, perhaps still running a query or queued on a lock) and
+    /// returns how many there were.
+    pub async fn terminate_other_sessions(&self) -> Result<i64> {
+        let name = application_name(&self.job, self.run_id);
+        let row = self
+            .client
+            .query_one(
+                "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity
+                  WHERE application_name = $1 AND pid <> pg_backend_pid()",
+                &[&name],
+            )
+            .await
+            .context("ending the run's database sessions")?;
+        Ok(row.get(0))
     }
 
     /// Who holds the job now, for the message of a skipped run.

@@ -5,6 +5,7 @@
 //! ledger, chunks, dead letters, circuit breaker, exit codes, summary line.
 
 pub mod args;
+mod batch;
 pub mod breaker;
 pub mod chunks;
 pub mod command;
@@ -23,6 +24,7 @@ pub mod shutdown;
 pub mod singleton;
 pub mod summary;
 pub mod telemetry;
+pub mod workers;
 
 pub use args::CommonArgs;
 pub use errors::{AbortRun, BadInput, DatabaseUnavailable, UsageError};

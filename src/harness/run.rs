@@ -3,37 +3,36 @@
 //! Two runtimes: tasks run on a multi-thread runtime of their own; the
 //! controller (deadline, signals, lock, ledger, heartbeat, dead letters)
 //! runs on a current-thread runtime on the main thread with its own
-//! database connection. A task that blocks its worker threads can then
-//! never stop the run from noticing its deadline and recording it, and the
-//! watchdog thread covers what even the controller cannot.
+//! database connection. A task that blocks its worker thread can then
+//! never stop the run from noticing its deadline or the task's own timeout
+//! (the task loop, `batch.rs`, gives up on it and moves new tasks to a
+//! fresh runtime), and the watchdog thread covers what even the controller
+//! cannot. Every database call of the controller's own is bounded
+//! (`database::bounded`): a database that stops answering ends the run 69.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::io::Write;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use tokio::task::JoinSet;
-use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use super::breaker::CircuitBreaker;
-use super::chunks::{ChunkBook, PendingChunk};
-use super::database::Database;
-use super::dead_letter::{DeadLetter, LetterKind};
+use super::batch::{Batch, beat};
+use super::chunks::ChunkBook;
+use super::database::{Database, bounded};
 use super::deadline::{RunDeadline, Watchdog};
 use super::errors::{self, FailureKind};
-use super::fault::{self, Fault, FaultPlan};
-use super::job::{Job, PlanContext, TaskContext, TaskOutput};
+use super::fault::{self, FaultPlan};
+use super::job::{Job, PlanContext};
 use super::ledger::{self, RunEnd, RunLedger, RunMetrics};
 use super::outcome::{ExitCode, RunStatus};
-use super::progress::{LOG_EVERY, Progress};
 use super::shutdown::{StopCause, StopSignal};
 use super::singleton;
 use super::summary::RunSummary;
 use super::telemetry;
+use super::workers::Workers;
 use crate::notify::{self, Notifier};
 
 /// Runs a job under the full contract and ends the process with its exit
@@ -60,18 +59,17 @@ pub fn run<J: Job>(job: J) -> ! {
     let dry_run = common.run.dry_run;
     let job = Arc::new(job);
     let ending = match runtimes(usize::from(common.run.concurrency)) {
-        Ok((controller, tasks)) => {
+        Ok((controller, workers)) => {
             let c = Controller {
                 job: job.clone(),
                 run_id,
                 deadline,
                 watchdog: watchdog.clone(),
-                tasks: tasks.handle().clone(),
+                workers: Mutex::new(workers),
             };
-            let ending = controller.block_on(c.run().instrument(span.clone()));
-            // Dropping `tasks` would wait for blocked workers; leak it.
-            std::mem::forget(tasks);
-            ending
+            // `Workers` never drops a runtime (that would wait for blocked
+            // worker threads).
+            controller.block_on(c.run().instrument(span.clone()))
         }
         Err(e) => Ending::error(e, RunMetrics::default()),
     };
@@ -154,18 +152,12 @@ fn summary_of(
     }
 }
 
-fn runtimes(concurrency: usize) -> Result<(tokio::runtime::Runtime, tokio::runtime::Runtime)> {
+fn runtimes(concurrency: usize) -> Result<(tokio::runtime::Runtime, Workers)> {
     let controller = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the controller runtime")?;
-    let tasks = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(concurrency.clamp(1, 64) + 1)
-        .thread_name("task")
-        .enable_all()
-        .build()
-        .context("starting the task runtime")?;
-    Ok((controller, tasks))
+    Ok((controller, Workers::new(concurrency)?))
 }
 
 /// How a run ended.
@@ -213,28 +205,21 @@ impl Ending {
     }
 }
 
-struct Controller<J> {
-    job: Arc<J>,
-    run_id: Uuid,
-    deadline: RunDeadline,
+pub(super) struct Controller<J> {
+    pub(super) job: Arc<J>,
+    pub(super) run_id: Uuid,
+    pub(super) deadline: RunDeadline,
     watchdog: Watchdog,
-    tasks: tokio::runtime::Handle,
+    pub(super) workers: Mutex<Workers>,
 }
 
 /// What a started run holds.
-struct Session {
-    db: Database,
-    ledger: RunLedger,
-    faults: FaultPlan,
+pub(super) struct Session {
+    pub(super) db: Database,
+    pub(super) ledger: RunLedger,
+    pub(super) faults: FaultPlan,
     /// Alerts and check-ins (`crate::notify`), when configured.
-    notifier: Option<Notifier>,
-}
-
-/// The outcome of one task as the controller sees it.
-enum TaskResult {
-    Done(TaskOutput),
-    Failed(anyhow::Error),
-    TimedOut(Duration),
+    pub(super) notifier: Option<Notifier>,
 }
 
 /// Awaits `fut` unless the run is told to stop first.
@@ -246,6 +231,33 @@ async fn until_stop<T>(
         biased;
         cause = stop.stopped() => Err(cause),
         value = fut => Ok(value),
+    }
+}
+
+/// Awaits job code (plan, after_tasks) while keeping the heartbeat going,
+/// so a database that stalls meanwhile still ends the run in seconds.
+async fn while_beating<T>(
+    stop: &mut StopSignal,
+    ledger: &RunLedger,
+    metrics: &RunMetrics,
+    every: Duration,
+    limit: Duration,
+    work: impl Future<Output = Result<T>>,
+) -> Result<Result<T>, StopCause> {
+    let mut heartbeat = tokio::time::interval(every);
+    heartbeat.tick().await;
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            biased;
+            cause = stop.stopped() => return Err(cause),
+            value = &mut work => return Ok(value),
+            _ = heartbeat.tick() => {
+                if let Err(e) = beat(ledger, metrics, limit).await {
+                    return Ok(Err(e));
+                }
+            }
+        }
     }
 }
 
@@ -288,7 +300,12 @@ impl<J: Job> Controller<J> {
     }
 
     fn app_name(&self) -> String {
-        format!("{}/{}", self.job.name(), self.run_id)
+        ledger::application_name(self.job.name(), self.run_id)
+    }
+
+    /// The bound on each of the run's own database calls.
+    pub(super) fn call_limit(&self) -> Duration {
+        self.job.common().run.db_call_limit()
     }
 
     async fn run(self) -> Ending {
@@ -321,6 +338,7 @@ impl<J: Job> Controller<J> {
     /// is a run that ends here without error (skipped, dry run, stopped).
     async fn start(&self, stop: &mut StopSignal) -> Result<Result<Session, Ending>> {
         let common = self.job.common();
+        let limit = self.call_limit();
         let faults = FaultPlan::from_env()?;
         if !faults.is_empty() {
             tracing::warn!(faults = ?faults, "fault injection is on ({})", fault::FAULT_ENV);
@@ -332,27 +350,47 @@ impl<J: Job> Controller<J> {
             Ok(client) => client?,
             Err(cause) => return Ok(Err(Ending::stopped(cause, RunMetrics::default()))),
         };
-        ledger::ensure_schema(&client).await?;
+        bounded("checking the schema", limit, ledger::ensure_schema(&client)).await?;
         if common.run.dry_run {
             return Ok(Err(self.dry_run(&db, stop).await));
         }
         let args = self.job.args();
         let joined = match common.run.execution() {
-            None => singleton::try_lock(&client, self.job.name()).await?,
+            None => {
+                bounded(
+                    "taking the singleton lock",
+                    limit,
+                    singleton::try_lock(&client, self.job.name()),
+                )
+                .await?
+            }
             Some(execution) => {
                 tracing::info!(execution = %execution, "joining the execution as a replica");
-                singleton::join_execution(&mut client, self.job.name(), &execution).await?
+                bounded(
+                    "joining the execution",
+                    limit,
+                    singleton::join_execution(&mut client, self.job.name(), &execution),
+                )
+                .await?
             }
         };
         let ledger = RunLedger::new(Arc::new(client), self.job.name(), self.run_id);
         if !joined {
-            let holder = ledger.current_holder().await.ok().flatten();
+            let holder = bounded("looking up the lock holder", limit, ledger.current_holder())
+                .await
+                .ok()
+                .flatten();
             let reason = format!(
                 "another run of {} holds the lock{}",
                 self.job.name(),
                 holder.map(|h| format!(": {h}")).unwrap_or_default()
             );
-            ledger.record_skipped(&args, &reason).await?;
+            bounded(
+                "recording the skipped run",
+                limit,
+                ledger.record_skipped(&args, &reason),
+            )
+            .await?;
             let ending = Ending::skipped(reason, RunMetrics::default());
             if let Some(n) = &notifier {
                 let line = self.summary_line(&ending);
@@ -360,13 +398,16 @@ impl<J: Job> Controller<J> {
             }
             return Ok(Err(ending));
         }
-        for (run_id, job) in ledger
-            .abandon_dead_runs(common.run.heartbeat, self.alone())
-            .await?
-        {
+        let abandoned = bounded(
+            "marking abandoned runs",
+            limit,
+            ledger.abandon_dead_runs(common.run.heartbeat, self.alone()),
+        )
+        .await?;
+        for (run_id, job) in abandoned {
             tracing::warn!(abandoned_run = %run_id, abandoned_job = %job, "marked a dead run abandoned");
         }
-        ledger.begin(&args).await?;
+        bounded("recording the run start", limit, ledger.begin(&args)).await?;
         tracing::info!(args = %args, "run started");
         crate::metrics::publish_run_start(common, self.job.name()).await;
         if let Some(n) = &notifier {
@@ -383,14 +424,19 @@ impl<J: Job> Controller<J> {
         }))
     }
 
-    async fn dry_run(&self, db: &Database, stop: &mut StopSignal) -> Ending {
-        let metrics = RunMetrics::default();
+    fn pool(&self, db: &Database) -> Result<deadpool_postgres::Pool> {
         let common = self.job.common();
-        let pool = match db.pool(
+        db.pool(
             &self.app_name(),
             usize::from(common.run.concurrency),
             common.database.connect_timeout,
-        ) {
+            self.call_limit(),
+        )
+    }
+
+    async fn dry_run(&self, db: &Database, stop: &mut StopSignal) -> Ending {
+        let metrics = RunMetrics::default();
+        let pool = match self.pool(db) {
             Ok(pool) => pool,
             Err(e) => return Ending::error(e, metrics),
         };
@@ -440,17 +486,32 @@ impl<J: Job> Controller<J> {
             exit_code: ending.exit.code(),
             error: ending.error.as_deref(),
         };
-        // Bounded: the watchdog fires at grace anyway; finish before it.
-        let limit = (self.deadline.grace / 2).max(Duration::from_millis(500));
-        match tokio::time::timeout(limit, session.ledger.finish(&end)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                tracing::error!(error = %format!("{e:#}"), "could not record the end of the run")
-            }
-            Err(_) => tracing::error!(
-                "could not record the end of the run: the database did not answer in time"
-            ),
+        // Bounded: the watchdog fires at grace anyway, and a database that
+        // stalled will not answer now either; finish well before it.
+        // After an outage (69) a short try is all that is worth waiting.
+        let most = if ending.exit == ExitCode::DatabaseUnavailable {
+            Duration::from_secs(1)
+        } else {
+            Duration::from_secs(3)
+        };
+        let limit = (self.deadline.grace / 2)
+            .min(self.call_limit())
+            .min(most)
+            .max(Duration::from_millis(500));
+        let recorded = bounded(
+            "recording the end of the run",
+            limit,
+            session.ledger.finish(&end),
+        )
+        .await;
+        if let Err(e) = &recorded {
+            tracing::error!(error = %format!("{e:#}"), "could not record the end of the run");
         }
+        // A control connection that just stalled would stall again: go
+        // straight to cancel requests then.
+        let control_stalled =
+            matches!(&recorded, Err(e) if errors::failure_kind(e) == FailureKind::Infrastructure);
+        self.end_server_work(&session, limit, control_stalled).await;
         if let Some(n) = &session.notifier {
             let (execution, line) = (self.execution(), self.summary_line(&ending));
             let end = notify::RunEnd {
@@ -474,6 +535,35 @@ impl<J: Job> Controller<J> {
         }
     }
 
+    /// Leaves nothing of this run on the server: every other backend with
+    /// the run's application name (pool connections, maybe still running a
+    /// query or queued on a lock) is terminated; if the control connection
+    /// cannot do it, each pool connection gets a cancel request.
+    async fn end_server_work(&self, session: &Session, limit: Duration, control_stalled: bool) {
+        let terminated = if control_stalled {
+            Err(anyhow::anyhow!("the run's own connection is not answering"))
+        } else {
+            bounded(
+                "ending the run's other sessions",
+                limit,
+                session.ledger.terminate_other_sessions(),
+            )
+            .await
+        };
+        match terminated {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(sessions = n, "ended the run's remaining database sessions"),
+            Err(e) => {
+                let sent = session.db.cancel_every_backend(limit).await;
+                tracing::warn!(
+                    error = %format!("{e:#}"),
+                    cancel_requests = sent,
+                    "could not end the run's other database sessions; sent cancel requests"
+                );
+            }
+        }
+    }
+
     async fn work(
         &self,
         s: &Session,
@@ -481,18 +571,24 @@ impl<J: Job> Controller<J> {
         metrics: &mut RunMetrics,
     ) -> Result<Ending> {
         let common = self.job.common();
-        let pool = s.db.pool(
-            &self.app_name(),
-            usize::from(common.run.concurrency),
-            common.database.connect_timeout,
-        )?;
+        let limit = self.call_limit();
+        let pool = self.pool(&s.db)?;
         let plan_ctx = PlanContext {
             pool: pool.clone(),
             run_id: self.run_id,
             execution: self.execution(),
             dry_run: false,
         };
-        let plan = match until_stop(stop, self.job.plan(&plan_ctx)).await {
+        let planned = while_beating(
+            stop,
+            &s.ledger,
+            metrics,
+            common.run.heartbeat,
+            limit,
+            self.job.plan(&plan_ctx),
+        )
+        .await;
+        let plan = match planned {
             Ok(plan) => plan?,
             Err(cause) => return Ok(Ending::stopped(cause, *metrics)),
         };
@@ -509,26 +605,24 @@ impl<J: Job> Controller<J> {
             alone: self.alone(),
             run_id: self.run_id,
         };
-        let already_done = book.register(&plan.tasks).await?;
+        let already_done = bounded(
+            "recording the plan's chunks",
+            limit,
+            book.register(&plan.tasks),
+        )
+        .await?;
         metrics.tasks_total = plan.tasks.len() as u64;
         metrics.tasks_skipped = already_done;
         if already_done > 0 {
             tracing::info!(already_done, total = plan.tasks.len(), "resuming the plan");
         }
-        let mut batch = Batch {
-            controller: self,
-            session: s,
-            book,
-            pool,
-            metrics,
-            breaker: CircuitBreaker::new(common.run.breaker_threshold),
-            cancel: CancellationToken::new(),
-            fatal: None,
-        };
+        let mut batch = Batch::new(self, s, book, pool, metrics);
         let stopped = batch.run(stop).await;
         let plan_done = match stopped {
-            None => batch.book.all_done().await,
-            Some(_) => Ok(false),
+            None if batch.fatal.is_none() && !batch.breaker.is_open() => {
+                bounded("reading run_chunks", limit, batch.book.all_done()).await
+            }
+            _ => Ok(false),
         };
         let (cancel, fatal, breaker) = (
             batch.cancel.clone(),
@@ -543,8 +637,10 @@ impl<J: Job> Controller<J> {
             return Ok(Ending::error(err, *metrics));
         }
         if breaker.is_open() {
+            // Persistent connection failures: the database is unavailable,
+            // whatever the tasks were; the scheduler retries later.
             return Ok(Ending::new(
-                ExitCode::Failed,
+                ExitCode::DatabaseUnavailable,
                 *metrics,
                 Some(breaker.describe()),
             ));
@@ -552,7 +648,16 @@ impl<J: Job> Controller<J> {
         // Once per plan, by whichever process finishes its last chunk
         // (replicas may share it; the hook must be idempotent).
         if plan_done? {
-            match until_stop(stop, self.job.after_tasks(&plan_ctx, metrics)).await {
+            let after = while_beating(
+                stop,
+                &s.ledger,
+                metrics,
+                common.run.heartbeat,
+                limit,
+                self.job.after_tasks(&plan_ctx, metrics),
+            )
+            .await;
+            match after {
                 Ok(result) => result?,
                 Err(cause) => return Ok(Ending::stopped(cause, *metrics)),
             }
@@ -566,265 +671,5 @@ impl<J: Job> Controller<J> {
             return Ok(Ending::new(ExitCode::Partial, *metrics, Some(msg)));
         }
         Ok(Ending::new(ExitCode::Success, *metrics, None))
-    }
-}
-
-/// The task loop of one run.
-struct Batch<'a, J> {
-    controller: &'a Controller<J>,
-    session: &'a Session,
-    book: ChunkBook<'a>,
-    pool: deadpool_postgres::Pool,
-    metrics: &'a mut RunMetrics,
-    breaker: CircuitBreaker,
-    cancel: CancellationToken,
-    /// A bookkeeping failure (ledger, dead letter): stop, don't lose work.
-    fatal: Option<anyhow::Error>,
-}
-
-impl<J: Job> Batch<'_, J> {
-    /// Runs the pending chunks; returns the stop cause if the run was stopped.
-    async fn run(&mut self, stop: &mut StopSignal) -> Option<StopCause> {
-        let common = self.controller.job.common();
-        let concurrency = usize::from(common.run.concurrency);
-        let progress = Progress::new(self.metrics.tasks_total, telemetry::stderr_is_terminal());
-        progress.update(self.metrics);
-        let mut queue: std::collections::VecDeque<PendingChunk> = Default::default();
-        // No claimable chunk at the last look; looked again when a task ends.
-        let mut exhausted = false;
-        // A chunk lease outlives the task's own limit, so only a dead
-        // holder's chunk is ever claimed again.
-        let lease =
-            common.run.task_timeout + self.controller.deadline.grace + Duration::from_secs(10);
-        let mut in_flight: JoinSet<TaskResult> = JoinSet::new();
-        let mut by_id: HashMap<tokio::task::Id, PendingChunk> = HashMap::new();
-        let mut heartbeat = tokio::time::interval(common.run.heartbeat);
-        let mut progress_tick = tokio::time::interval(LOG_EVERY);
-        heartbeat.tick().await;
-        progress_tick.tick().await;
-
-        let mut stopped = None;
-        loop {
-            while self.fatal.is_none() && !self.breaker.is_open() && in_flight.len() < concurrency {
-                if queue.is_empty() && !exhausted {
-                    match self.book.claim(concurrency - in_flight.len(), lease).await {
-                        Ok(claimed) => {
-                            exhausted = claimed.is_empty();
-                            queue.extend(claimed);
-                        }
-                        Err(e) => {
-                            self.fatal.get_or_insert(e);
-                            break;
-                        }
-                    }
-                }
-                let Some(chunk) = queue.pop_front() else {
-                    break;
-                };
-                let id = in_flight
-                    .spawn_on(self.task(&chunk), &self.controller.tasks)
-                    .id();
-                by_id.insert(id, chunk);
-            }
-            if in_flight.is_empty() {
-                // Replicas: another process still holds chunks. Wait until
-                // they finish or their lease ends (then claim them), so the
-                // run ends when its last chunk does.
-                let wait = if self.fatal.is_none() && !self.breaker.is_open() {
-                    match self.book.others_running().await {
-                        Ok(wait) => wait,
-                        Err(e) => {
-                            self.fatal.get_or_insert(e);
-                            None
-                        }
-                    }
-                } else {
-                    None
-                };
-                let Some(wait) = wait else { break };
-                let nap = wait.clamp(Duration::from_millis(200), Duration::from_secs(2));
-                // Waiting is being alive too: keep the heartbeat going, or a
-                // sibling would take this replica for dead after six beats.
-                tokio::select! {
-                    biased;
-                    cause = stop.stopped() => { stopped = Some(cause); break; }
-                    _ = heartbeat.tick() => { self.beat().await; continue; }
-                    _ = progress_tick.tick() => { progress.log(self.metrics); continue; }
-                    _ = tokio::time::sleep(nap) => { exhausted = false; continue; }
-                }
-            }
-            tokio::select! {
-                biased;
-                cause = stop.stopped() => { stopped = Some(cause); break; }
-                joined = in_flight.join_next_with_id() => {
-                    if let Some(joined) = joined {
-                        self.collect(joined, &mut by_id).await;
-                        progress.update(self.metrics);
-                        exhausted = false;
-                    }
-                }
-                _ = heartbeat.tick() => self.beat().await,
-                _ = progress_tick.tick() => progress.log(self.metrics),
-            }
-        }
-
-        match stopped {
-            Some(StopCause::Deadline) => {
-                tracing::warn!(
-                    in_flight = in_flight.len(),
-                    "deadline: cancelling in-flight tasks"
-                );
-            }
-            Some(cause) => {
-                // Graceful: in-flight tasks get the grace period, minus a
-                // margin to record the run before the watchdog fires.
-                let grace = self.controller.deadline.grace;
-                let drain_for = grace.saturating_sub((grace / 4).min(Duration::from_secs(2)));
-                tracing::info!(
-                    in_flight = in_flight.len(),
-                    cause = cause.describe(),
-                    "letting in-flight tasks finish"
-                );
-                let drained = tokio::time::timeout(drain_for, async {
-                    while let Some(joined) = in_flight.join_next_with_id().await {
-                        self.collect(joined, &mut by_id).await;
-                    }
-                })
-                .await;
-                if drained.is_err() {
-                    tracing::warn!(
-                        in_flight = in_flight.len(),
-                        "grace period over: abandoning in-flight tasks"
-                    );
-                }
-            }
-            None => {}
-        }
-        self.cancel.cancel();
-        in_flight.abort_all();
-        progress.finish();
-        progress.log(self.metrics);
-        stopped
-    }
-
-    /// Touches the ledger row, bounded by the heartbeat interval.
-    async fn beat(&self) {
-        let every = self.controller.job.common().run.heartbeat;
-        let beat = self.session.ledger.heartbeat(self.metrics);
-        match tokio::time::timeout(every, beat).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(error = %format!("{e:#}"), "heartbeat failed"),
-            Err(_) => tracing::warn!("heartbeat: the database did not answer in time"),
-        }
-    }
-
-    /// The future of one task, to run on the task runtime.
-    fn task(&self, chunk: &PendingChunk) -> impl Future<Output = TaskResult> + Send + 'static {
-        let job = self.controller.job.clone();
-        let fault = self.session.faults.for_task(chunk.ordinal);
-        let limit = job.common().run.task_timeout;
-        let ctx = TaskContext {
-            pool: self.pool.clone(),
-            run_id: self.controller.run_id,
-            ordinal: chunk.ordinal,
-            key: chunk.spec.key.clone(),
-            payload: chunk.spec.payload.clone(),
-            cancel: self.cancel.child_token(),
-        };
-        let span = tracing::info_span!("task", task = %chunk.spec.key, ordinal = chunk.ordinal);
-        async move {
-            let work = async {
-                match fault {
-                    Some(f @ (Fault::Hang | Fault::Block | Fault::Fail)) => {
-                        Err(fault::act_out(f, ctx.ordinal).await)
-                    }
-                    None => job.run_task(ctx).await,
-                }
-            };
-            match tokio::time::timeout(limit, work).await {
-                Ok(Ok(out)) => TaskResult::Done(out),
-                Ok(Err(e)) => TaskResult::Failed(e),
-                Err(_) => TaskResult::TimedOut(limit),
-            }
-        }
-        .instrument(span)
-    }
-
-    async fn collect(
-        &mut self,
-        joined: Result<(tokio::task::Id, TaskResult), tokio::task::JoinError>,
-        by_id: &mut HashMap<tokio::task::Id, PendingChunk>,
-    ) {
-        let (id, result) = match joined {
-            Ok((id, result)) => (id, result),
-            Err(e) => {
-                let msg = if e.is_panic() {
-                    "task panicked"
-                } else {
-                    "task was cancelled"
-                };
-                (e.id(), TaskResult::Failed(anyhow::anyhow!("{msg}")))
-            }
-        };
-        let Some(chunk) = by_id.remove(&id) else {
-            return;
-        };
-        if let Err(e) = self.record(&chunk, result).await {
-            tracing::error!(task = %chunk.spec.key, error = %format!("{e:#}"), "cannot record a task's outcome; stopping");
-            self.fatal.get_or_insert(e);
-        }
-    }
-
-    async fn record(&mut self, chunk: &PendingChunk, result: TaskResult) -> Result<()> {
-        let run_id = self.controller.run_id;
-        let key = chunk.spec.key.as_str();
-        let (kind, error) = match result {
-            TaskResult::Done(out) => {
-                self.metrics.tasks_done += 1;
-                self.metrics.rows_written += out.rows_written;
-                self.breaker.record_success();
-                return self.book.mark_done(key, out.rows_written).await;
-            }
-            TaskResult::Failed(err) if errors::aborts_run(&err) => {
-                self.metrics.tasks_failed += 1;
-                tracing::error!(task = key, error = %errors::one_line(&err), "task failure ends the run");
-                self.fatal.get_or_insert(err);
-                return Ok(());
-            }
-            TaskResult::Failed(err) => {
-                self.metrics.tasks_failed += 1;
-                let failure = errors::failure_kind(&err);
-                let msg = errors::one_line(&err);
-                self.breaker.record_failure(failure, &msg);
-                tracing::warn!(task = key, ordinal = chunk.ordinal, kind = failure.as_str(), error = %msg, "task failed");
-                let kind = match failure {
-                    FailureKind::Task => LetterKind::Error,
-                    FailureKind::Infrastructure => LetterKind::Infrastructure,
-                };
-                (kind, msg)
-            }
-            TaskResult::TimedOut(limit) => {
-                self.metrics.tasks_timed_out += 1;
-                let msg = format!(
-                    "task timed out after {}",
-                    super::args::format_duration(limit)
-                );
-                tracing::warn!(task = key, ordinal = chunk.ordinal, "{msg}");
-                (LetterKind::Timeout, msg)
-            }
-        };
-        let letter = DeadLetter {
-            job: self.controller.job.name(),
-            task_key: key,
-            payload: &chunk.spec.payload,
-            kind,
-            error: &error,
-            run_id,
-        };
-        self.controller
-            .job
-            .on_task_failure(self.session.ledger.client(), &letter)
-            .await?;
-        self.book.mark_failed(key, &error).await
     }
 }

@@ -19,7 +19,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::{ManifestError, limits};
-use crate::harness::args::{format_duration, parse_duration};
+use crate::harness::args::{format_duration, parse_age};
 
 /// Tables whose last update time is known: the three with a row in
 /// `data_versions` (bumped by statement triggers) and the region cache
@@ -125,7 +125,7 @@ pub fn parse(
         }
     };
     let max_age = match fields.get("max_age") {
-        Some(Value::String(s)) => match parse_duration(s) {
+        Some(Value::String(s)) => match parse_age(s) {
             Ok(d) if d.is_zero() => {
                 errors.push(err(
                     Some("freshness.max_age"),

@@ -105,10 +105,23 @@ pub async fn record(
     rows_written: i64,
     run_id: Uuid,
 ) -> Result<()> {
+    // The rows of every process that did a share of the plan just
+    // completed (an earlier run cut short and resumed, sibling replicas),
+    // from the chunks they recorded. The plan is the one this run did
+    // chunks of or, when an earlier run did them all, the one whose chunk
+    // finished last (the job's lock keeps other plans from running now).
     client
         .execute(
             "INSERT INTO input_files (path, job, fingerprint, scope, scenario, points, rows_written, run_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             VALUES ($1, $2, $3, $4, $5, $6,
+                     greatest($7, (SELECT coalesce(sum(c.rows_written), 0)::bigint FROM run_chunks c
+                                    WHERE c.job = $2 AND c.state = 'done'
+                                      AND c.plan_key = coalesce(
+                                          (SELECT plan_key FROM run_chunks WHERE job = $2 AND run_id = $8 LIMIT 1),
+                                          (SELECT plan_key FROM run_chunks WHERE job = $2 AND state = 'done'
+                                            ORDER BY finished_at DESC NULLS LAST LIMIT 1))
+                                      AND coalesce(c.payload->>'file', $1) = $1)),
+                     $8)
              ON CONFLICT (job, path) DO UPDATE SET fingerprint = EXCLUDED.fingerprint,
                  scope = EXCLUDED.scope, scenario = EXCLUDED.scenario, points = EXCLUDED.points,
                  rows_written = EXCLUDED.rows_written, run_id = EXCLUDED.run_id, processed_at = now()",

@@ -16,6 +16,7 @@ mod check;
 mod cli;
 mod climate_input;
 mod dockerfile;
+mod faults;
 mod harness;
 mod hazard_batch;
 mod hazard_fixtures;

@@ -10,6 +10,8 @@
 
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -281,4 +283,111 @@ pub fn job(url: &str, binary: &str, args: &[&str]) -> Command {
         .args(args)
         .stdin(Stdio::null());
     c
+}
+
+/// Database sessions a test keeps open (to hold a lock, to use up
+/// connections), on a runtime of their own; closed when dropped.
+pub struct HeldSessions {
+    rt: tokio::runtime::Runtime,
+    clients: Vec<tokio_postgres::Client>,
+}
+
+impl HeldSessions {
+    pub fn new() -> HeldSessions {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("test runtime");
+        HeldSessions {
+            rt,
+            clients: Vec::new(),
+        }
+    }
+
+    /// Opens one more session and runs `setup` on it (e.g. `BEGIN; LOCK …`).
+    pub fn open(&mut self, url: &str, setup: &str) {
+        let client = self.rt.block_on(async {
+            let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+                .await
+                .unwrap_or_else(|e| panic!("connecting to {url}: {e}"));
+            tokio::spawn(conn);
+            if !setup.is_empty() {
+                client
+                    .batch_execute(setup)
+                    .await
+                    .unwrap_or_else(|e| panic!("{setup}: {e}"));
+            }
+            client
+        });
+        self.clients.push(client);
+    }
+}
+
+/// Runs a command, killing it if it has not exited after `limit` (the
+/// test then fails on the returned `None`: the binary hung).
+pub fn run_bounded(mut cmd: Command, limit: Duration) -> Option<Finished> {
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawning the binary");
+    let (pid, started) = (child.id(), Instant::now());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(wait(child, started));
+    });
+    match rx.recv_timeout(limit) {
+        Ok(done) => Some(done),
+        Err(_) => {
+            // SAFETY: kill(2) on a child pid we own and have not reaped.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            let _ = rx.recv();
+            None
+        }
+    }
+}
+
+/// A PostgreSQL cluster of one test's own, for faults that would disturb
+/// the shared one (a restart). Stopped and removed when dropped.
+pub struct PrivateCluster {
+    pub pg: ThrowawayPg,
+}
+
+impl PrivateCluster {
+    pub fn start() -> PrivateCluster {
+        let pg =
+            ThrowawayPg::start().unwrap_or_else(|e| panic!("starting a private PostgreSQL: {e:#}"));
+        PrivateCluster { pg }
+    }
+
+    pub fn url(&self, db: &str) -> String {
+        self.pg.url(db)
+    }
+
+    /// `pg_ctl restart -m fast`: every session is ended (57P01), the
+    /// server is down a moment, then back with the same settings.
+    pub fn restart(&self) {
+        let bin = climate_jobs::ops::throwaway_pg::server_bin_dir().expect("PostgreSQL binaries");
+        let pg_ctl = bin.join("pg_ctl");
+        // SAFETY: geteuid has no preconditions.
+        let mut cmd = if unsafe { libc::geteuid() } == 0 {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&pg_ctl);
+            c
+        } else {
+            Command::new(&pg_ctl)
+        };
+        cmd.arg("-D")
+            .arg(self.pg.dir.join("data"))
+            .arg("-l")
+            .arg(self.pg.dir.join("server.log"))
+            .args(["-m", "fast", "-w", "-t", "60", "restart"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
+        check(
+            cmd.output().expect("running pg_ctl restart"),
+            "pg_ctl restart",
+        );
+    }
 }
