@@ -16,5 +16,6 @@ pub mod jobs;
 pub mod manifest;
 pub mod ops;
 pub mod probability;
+pub mod risk;
 pub mod scope;
 pub mod store;
