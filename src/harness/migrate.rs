@@ -21,6 +21,9 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         include_str!("../../migrations/0002_hazard.sql"),
     ),
     (3, "cache", include_str!("../../migrations/0003_cache.sql")),
+    // 4 and 5 are other branches' (datasets, …); a gap is fine: every
+    // version not yet recorded is applied, in this order.
+    (6, "sites", include_str!("../../migrations/0006_sites.sql")),
 ];
 
 /// Advisory lock key for migrations (any constant unlikely to collide).

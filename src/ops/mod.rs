@@ -2,11 +2,13 @@
 //! reading the run history.
 
 pub mod check;
+pub mod curves;
 pub mod demo_data;
 pub mod dlq;
 pub mod migrate;
 pub mod regions;
 pub mod render;
 pub mod runs;
+pub mod sites;
 pub mod smoke;
 pub mod throwaway_pg;

@@ -7,3 +7,5 @@ pub mod hazard_results;
 pub mod input_files;
 pub mod probability_results;
 pub mod regions;
+pub mod site_results;
+pub mod sites;
