@@ -5,6 +5,7 @@ pub mod cache_refresh;
 pub mod dlq_reprocess;
 pub mod hazard_timeseries;
 pub mod probability_batch;
+pub mod site_risk;
 
 use crate::canary::Canary;
 use crate::climate::VariableNames;
@@ -17,6 +18,7 @@ pub fn reprocessable_jobs() -> &'static [&'static str] {
         "canary",
         hazard_timeseries::JOB_NAME,
         probability_batch::JOB_NAME,
+        site_risk::JOB_NAME,
     ]
 }
 
@@ -48,6 +50,13 @@ pub fn executor_for(job: &str, common: &CommonArgs) -> Option<Box<dyn TaskExecut
             PointSelection::All,
             crate::probability::DEFAULT_WINDOW,
             crate::probability::DEFAULT_MIN_YEARS,
+            1,
+            false,
+            common.clone(),
+        ))),
+        site_risk::JOB_NAME => Some(Box::new(site_risk::SiteRiskBatch::new(
+            None,
+            None,
             1,
             false,
             common.clone(),

@@ -86,20 +86,21 @@ pub enum AssessError {
     BadProbability(f64),
 }
 
-/// Reusable buffers for [`assess`].
-#[derive(Debug, Default)]
-pub struct Scratch {
-    values: Vec<f64>,
+/// What a probability result comes to before any curve: each bin's
+/// representative intensity and the expected hazard score. The same for every
+/// site whose nearest grid point it is, so computed once per result.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PreparedBins {
+    pub values: Vec<f64>,
+    pub hazard_score: f64,
 }
 
-/// The AAL rate, damage at the return levels and hazard score of one
-/// probability result under one curve.
-pub fn assess(
+/// Checks a probability result and prepares its bins.
+pub fn prepare(
     probs: &BinProbabilities<'_>,
-    curve: &Curve,
     hazard: &Hazard,
-    scratch: &mut Scratch,
-) -> Result<HazardOutcome, AssessError> {
+    out: &mut PreparedBins,
+) -> Result<(), AssessError> {
     if probs.bin_probs.len() != probs.bin_edges.len() + 1 {
         return Err(AssessError::BinCount {
             bins: probs.bin_probs.len(),
@@ -114,22 +115,44 @@ pub fn assess(
         probs.method,
         probs.gev,
         probs.return_levels[0],
-        &mut scratch.values,
+        &mut out.values,
     );
-    let mut aal_rate = 0.0;
     let mut hazard_score = 0.0;
-    for (&p, &x) in probs.bin_probs.iter().zip(&scratch.values) {
-        if p == 0.0 {
-            continue;
-        }
-        aal_rate += p * curve.damage_ratio(x);
+    for (&p, &x) in probs.bin_probs.iter().zip(&out.values) {
         hazard_score += p * hazard.score(x);
     }
-    Ok(HazardOutcome {
+    out.hazard_score = hazard_score.clamp(0.0, 100.0);
+    Ok(())
+}
+
+/// The AAL rate and the damage at the return levels under one curve, from
+/// prepared bins.
+pub fn apply_curve(
+    probs: &BinProbabilities<'_>,
+    prepared: &PreparedBins,
+    curve: &Curve,
+) -> HazardOutcome {
+    let mut aal_rate = 0.0;
+    for (&p, &x) in probs.bin_probs.iter().zip(&prepared.values) {
+        aal_rate += p * curve.damage_ratio(x);
+    }
+    HazardOutcome {
         aal_rate,
         damage_at_return_levels: probs.return_levels.map(|rl| curve.damage_ratio(rl)),
-        hazard_score: hazard_score.clamp(0.0, 100.0),
-    })
+        hazard_score: prepared.hazard_score,
+    }
+}
+
+/// The AAL rate, damage at the return levels and hazard score of one
+/// probability result under one curve ([`prepare`] then [`apply_curve`]).
+pub fn assess(
+    probs: &BinProbabilities<'_>,
+    curve: &Curve,
+    hazard: &Hazard,
+    prepared: &mut PreparedBins,
+) -> Result<HazardOutcome, AssessError> {
+    prepare(probs, hazard, prepared)?;
+    Ok(apply_curve(probs, prepared, curve))
 }
 
 #[cfg(test)]
@@ -155,7 +178,7 @@ mod tests {
             return_levels: [12.0, 15.0, 30.0],
             gev: None,
         };
-        let out = assess(&probs, curve, heat, &mut Scratch::default()).unwrap();
+        let out = assess(&probs, curve, heat, &mut PreparedBins::default()).unwrap();
         // x = 0, 2.5, 7.5, 15, 25 → f = 0, 0.025, 0.075, 0.2, 0.3
         let expected = 0.2 * 0.025 + 0.2 * 0.075 + 0.1 * 0.2;
         assert!((out.aal_rate - expected).abs() < 1e-15);
@@ -167,6 +190,6 @@ mod tests {
             bin_probs: &[1.0],
             ..probs
         };
-        assert!(assess(&short, curve, heat, &mut Scratch::default()).is_err());
+        assert!(assess(&short, curve, heat, &mut PreparedBins::default()).is_err());
     }
 }

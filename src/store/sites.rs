@@ -51,7 +51,8 @@ pub async fn replace_all(
         .execute(
             "INSERT INTO sites (site_id, name, lat, lon, asset_value, currency, asset_class, structure_type,
                                 year_built, floors, distance_to_river_km, distance_to_coast_km, source_file, source_line)
-             SELECT t.*, $13::text, l FROM unnest($1::text[], $2::text[], $3::float8[], $4::float8[], $5::float8[],
+             SELECT t.site_id, t.name, t.lat, t.lon, t.asset_value, t.currency, t.asset_class, t.structure_type,
+                    t.year_built, t.floors, t.river, t.coast, $13::text, t.l FROM unnest($1::text[], $2::text[], $3::float8[], $4::float8[], $5::float8[],
                                   $6::text[], $7::text[], $8::text[], $9::int2[], $10::int2[], $11::float8[], $12::float8[], $14::int4[])
                   AS t(site_id, name, lat, lon, asset_value, currency, asset_class, structure_type,
                        year_built, floors, river, coast, l)
