@@ -414,3 +414,53 @@ fn a_site_outside_the_latitude_range_is_refused_naming_the_line() {
     assert!(done.stderr.contains(&want), "{}", done.stderr);
     assert_eq!(db.count("SELECT count(*) FROM sites"), 0);
 }
+
+#[test]
+fn a_failed_chunk_goes_to_the_dlq_with_its_curves_and_dlq_reprocess_completes_it() {
+    let db = with_probabilities("site_dlq");
+    assert_eq!(import_sites(&db, &fixture("sites.csv")).code, 0);
+    let curves = fixture_curves();
+    let mut failing = support::job(
+        &db.url,
+        env!("CARGO_BIN_EXE_site-risk-batch"),
+        &["--curves", &curves, "--chunk-sites", "1"],
+    );
+    failing.env("CLIMATE_JOBS_FAULT", "fail-task=1");
+    let done = run(failing);
+    assert_eq!(done.code, 3, "{}", done.all_output());
+    // Chunk 1 is S2: no rows for it, the others written.
+    assert_eq!(db.count("SELECT count(*) FROM site_results WHERE site_id = 'S2'"), 0);
+    assert_eq!(db.count("SELECT count(DISTINCT site_id) FROM site_results"), 3);
+    // The letter carries the curve file's text, so the re-run uses the same curves.
+    let payload = db.scalar("SELECT payload::text FROM dead_letters WHERE job = 'site-risk-batch'");
+    assert!(payload.contains("river_flood,commercial,700,0.6"), "{payload}");
+    let reprocess = run(support::job(
+        &db.url,
+        env!("CARGO_BIN_EXE_dlq-reprocess"),
+        &[],
+    ));
+    assert_eq!(reprocess.code, 0, "{}", reprocess.all_output());
+    assert_eq!(reprocess.summary()["tasks_done"], 1);
+    let exp = expected();
+    for e in exp["site_results"].as_array().unwrap() {
+        if e["site_id"] != "S2" {
+            continue;
+        }
+        let got = value(
+            &db,
+            "S2",
+            e["scenario"].as_str().unwrap(),
+            e["risk_type"].as_str().unwrap(),
+            2030,
+            "aal_value",
+        );
+        let want = e["eai_exp"].as_f64().unwrap();
+        assert!(close(got, want, 1e-9), "{got} vs {want}");
+    }
+    // The next scheduled run resumes the plan: only the repaired chunk was
+    // missing from it, and it is done now, so the run completes and records.
+    let next = site_risk(&db, &["--curves", &curves, "--chunk-sites", "1"]);
+    assert_eq!(next.code, 0, "{}", next.all_output());
+    let last = site_risk(&db, &["--curves", &curves, "--chunk-sites", "1"]);
+    assert_eq!(last.summary()["status"], "skipped", "{}", last.all_output());
+}
