@@ -47,9 +47,11 @@ CREATE TABLE site_results (
     -- Σ pᵢ f(xᵢ), the expected damage ratio of the year (× asset value = AAL)
     aal_rate           double precision[] NOT NULL,
     -- f(RL_T), the damage ratio at the 10/50/100-year return levels
-    damage_rl10        double precision[],
-    damage_rl50        double precision[],
-    damage_rl100       double precision[],
+    -- (real: a damage ratio needs no more than 7 digits; aal_rate keeps
+    -- double precision for its 1e-9 parity with CLIMADA)
+    damage_rl10        real[],
+    damage_rl50        real[],
+    damage_rl100       real[],
     hazard_score       real[],
     risk_index         real[]           NOT NULL,
     hazard_count       smallint[],
@@ -88,9 +90,9 @@ SELECT r.site_id, r.scenario, r.model, r.member, r.risk_type, y.year::smallint A
   CROSS JOIN LATERAL (VALUES
        ('aal_rate',     y.aal_rate,                 'ratio/year',       CASE WHEN r.risk_type = 'all_hazards' THEN 'sum of per-hazard expectations' ELSE 'expectation over intensity bins' END),
        ('aal_value',    y.aal_rate * s.asset_value, s.currency || '/year', CASE WHEN r.risk_type = 'all_hazards' THEN 'sum of per-hazard expectations' ELSE 'expectation over intensity bins' END),
-       ('loss_rl10',    y.d10 * s.asset_value,      s.currency,         'damage at the 10-year return level'),
-       ('loss_rl50',    y.d50 * s.asset_value,      s.currency,         'damage at the 50-year return level'),
-       ('loss_rl100',   y.d100 * s.asset_value,     s.currency,         'damage at the 100-year return level'),
+       ('loss_rl10',    y.d10::float8 * s.asset_value,      s.currency,         'damage at the 10-year return level'),
+       ('loss_rl50',    y.d50::float8 * s.asset_value,      s.currency,         'damage at the 50-year return level'),
+       ('loss_rl100',   y.d100::float8 * s.asset_value,     s.currency,         'damage at the 100-year return level'),
        ('hazard_score', y.hazard_score::float8,     'score 0-100',      'expected index score over intensity bins'),
        ('e_score',      r.e_score::float8,          'score 0-100',      'exposure rule on site attributes'),
        ('v_score',      r.v_score::float8,          'score 0-100',      'vulnerability rule on site attributes'),

@@ -104,6 +104,28 @@ impl SiteRiskBatch {
         }
     }
 
+    /// The grid points (id, lat, lon), read once per process.
+    async fn grid_points(
+        &self,
+        client: &tokio_postgres::Client,
+    ) -> Result<Arc<Vec<(i32, f64, f64)>>> {
+        Ok(self
+            .grid
+            .get_or_try_init(|| async {
+                let rows = client
+                    .query("SELECT id, lat, lon FROM grid_points ORDER BY id", &[])
+                    .await
+                    .context("reading grid_points")?;
+                Ok::<_, anyhow::Error>(Arc::new(
+                    rows.iter()
+                        .map(|r| (r.get(0), r.get(1), r.get(2)))
+                        .collect::<Vec<_>>(),
+                ))
+            })
+            .await?
+            .clone())
+    }
+
     /// (name for messages, text when from a file, parsed curves).
     fn load_curves(&self) -> Result<(String, Option<String>, CurveSet)> {
         let (name, text) = match &self.curves {
@@ -286,7 +308,7 @@ pub fn assess_sites(
                 .zip(out.damage_at_return_levels)
                 {
                     if let Some(c) = col {
-                        c.push(d);
+                        c.push(d as f32);
                     }
                 }
                 if let Some(h) = &mut row.hazard_score {
@@ -435,10 +457,27 @@ impl Job for SiteRiskBatch {
                 changed.into_iter().collect::<Vec<_>>().join(", ")
             );
         }
+        // Sites in the order of their nearest grid point, so a chunk reads
+        // the probabilities of few grid points and each point's once.
+        let grid = self.grid_points(&client).await?;
+        let located: Vec<(i32, &StoredSite)> = {
+            let coords: Vec<(f64, f64)> = selected.iter().map(|s| (s.site.lat, s.site.lon)).collect();
+            let nearest = tokio::task::spawn_blocking(move || {
+                coords
+                    .iter()
+                    .map(|&(lat, lon)| nearest_point(lat, lon, &grid).map_or(-1, |n| n.0))
+                    .collect::<Vec<i32>>()
+            })
+            .await
+            .context("nearest-point thread")?;
+            let mut v: Vec<(i32, &StoredSite)> = nearest.into_iter().zip(selected.iter().copied()).collect();
+            v.sort_by(|a, b| (a.0, &a.1.site.site_id).cmp(&(b.0, &b.1.site.site_id)));
+            v
+        };
         let payload_curves = curves_text.clone();
-        for chunk in selected.chunks(self.chunk_sites) {
-            let ids: Vec<String> = chunk.iter().map(|s| s.site.site_id.clone()).collect();
-            let key = format!("sites:{}..{}", ids[0], ids[ids.len() - 1]);
+        for (n, chunk) in located.chunks(self.chunk_sites).enumerate() {
+            let ids: Vec<String> = chunk.iter().map(|s| s.1.site.site_id.clone()).collect();
+            let key = format!("sites:{n:05}:{}..{}", ids[0], ids[ids.len() - 1]);
             let payload = ChunkPayload {
                 site_ids: ids,
                 scenarios: self.scenarios.clone(),
@@ -489,21 +528,7 @@ impl Job for SiteRiskBatch {
             .get()
             .await
             .context("getting a database connection")?;
-        let grid = self
-            .grid
-            .get_or_try_init(|| async {
-                let rows = client
-                    .query("SELECT id, lat, lon FROM grid_points ORDER BY id", &[])
-                    .await
-                    .context("reading grid_points")?;
-                Ok::<_, anyhow::Error>(Arc::new(
-                    rows.iter()
-                        .map(|r| (r.get(0), r.get(1), r.get(2)))
-                        .collect::<Vec<_>>(),
-                ))
-            })
-            .await?
-            .clone();
+        let grid = self.grid_points(&client).await?;
         let sites: Vec<Site> = load(&**client, Some(&chunk.site_ids))
             .await?
             .into_iter()
