@@ -429,11 +429,20 @@ fn a_failed_chunk_goes_to_the_dlq_with_its_curves_and_dlq_reprocess_completes_it
     let done = run(failing);
     assert_eq!(done.code, 3, "{}", done.all_output());
     // Chunk 1 is S2: no rows for it, the others written.
-    assert_eq!(db.count("SELECT count(*) FROM site_results WHERE site_id = 'S2'"), 0);
-    assert_eq!(db.count("SELECT count(DISTINCT site_id) FROM site_results"), 3);
+    assert_eq!(
+        db.count("SELECT count(*) FROM site_results WHERE site_id = 'S2'"),
+        0
+    );
+    assert_eq!(
+        db.count("SELECT count(DISTINCT site_id) FROM site_results"),
+        3
+    );
     // The letter carries the curve file's text, so the re-run uses the same curves.
     let payload = db.scalar("SELECT payload::text FROM dead_letters WHERE job = 'site-risk-batch'");
-    assert!(payload.contains("river_flood,commercial,700,0.6"), "{payload}");
+    assert!(
+        payload.contains("river_flood,commercial,700,0.6"),
+        "{payload}"
+    );
     let reprocess = run(support::job(
         &db.url,
         env!("CARGO_BIN_EXE_dlq-reprocess"),

@@ -40,8 +40,8 @@ use crate::risk::{
 };
 use crate::store::input_files::{self, stable_hash};
 use crate::store::site_results::{
-    self, ProbabilityRecord, SiteResultRow, read_probabilities, recorded_curves, replace_chunk,
-    table_version,
+    self, DatasetKey, ProbabilityRecord, SiteResultRow, read_probabilities, recorded_curves,
+    replace_chunk, table_version,
 };
 use crate::store::sites::{StoredSite, load};
 
@@ -247,10 +247,7 @@ pub fn assess_sites(
             continue;
         };
         let v = vulnerability_score(site);
-        let mut totals: BTreeMap<
-            &crate::store::site_results::DatasetKey,
-            BTreeMap<i16, (f64, i16, f32)>,
-        > = BTreeMap::new();
+        let mut totals: BTreeMap<&DatasetKey, BTreeMap<i16, (f64, i16, f32)>> = BTreeMap::new();
         let mut i = from;
         while i < to {
             let (dataset, risk_type) = (&records[i].dataset, &records[i].risk_type);
@@ -461,7 +458,8 @@ impl Job for SiteRiskBatch {
         // the probabilities of few grid points and each point's once.
         let grid = self.grid_points(&client).await?;
         let located: Vec<(i32, &StoredSite)> = {
-            let coords: Vec<(f64, f64)> = selected.iter().map(|s| (s.site.lat, s.site.lon)).collect();
+            let coords: Vec<(f64, f64)> =
+                selected.iter().map(|s| (s.site.lat, s.site.lon)).collect();
             let nearest = tokio::task::spawn_blocking(move || {
                 coords
                     .iter()
@@ -470,7 +468,8 @@ impl Job for SiteRiskBatch {
             })
             .await
             .context("nearest-point thread")?;
-            let mut v: Vec<(i32, &StoredSite)> = nearest.into_iter().zip(selected.iter().copied()).collect();
+            let mut v: Vec<(i32, &StoredSite)> =
+                nearest.into_iter().zip(selected.iter().copied()).collect();
             v.sort_by(|a, b| (a.0, &a.1.site.site_id).cmp(&(b.0, &b.1.site.site_id)));
             v
         };

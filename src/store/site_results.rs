@@ -221,6 +221,7 @@ pub async fn recorded_curves(
 }
 
 /// Records the curves a full run used (replacing the previous record).
+/// Replicas may both call it: an upsert, so neither trips over the other.
 pub async fn record_curves(
     client: &mut tokio_postgres::Client,
     curves: &[(String, String, String)],
@@ -230,9 +231,6 @@ pub async fn record_curves(
         .transaction()
         .await
         .context("starting the site_risk_curves transaction")?;
-    tx.execute("DELETE FROM site_risk_curves", &[])
-        .await
-        .context("clearing site_risk_curves")?;
     let (h, c, f): (Vec<&str>, Vec<&str>, Vec<&str>) = curves
         .iter()
         .map(|(a, b, d)| (a.as_str(), b.as_str(), d.as_str()))
@@ -243,8 +241,17 @@ pub async fn record_curves(
             acc
         });
     tx.execute(
+        "DELETE FROM site_risk_curves
+          WHERE (risk_type, asset_class) NOT IN (SELECT * FROM unnest($1::text[], $2::text[]))",
+        &[&h, &c],
+    )
+    .await
+    .context("removing curves no longer used from site_risk_curves")?;
+    tx.execute(
         "INSERT INTO site_risk_curves (risk_type, asset_class, fingerprint, run_id)
-         SELECT h, c, f, $4 FROM unnest($1::text[], $2::text[], $3::text[]) AS t(h, c, f)",
+         SELECT h, c, f, $4 FROM unnest($1::text[], $2::text[], $3::text[]) AS t(h, c, f)
+         ON CONFLICT (risk_type, asset_class) DO UPDATE
+             SET fingerprint = EXCLUDED.fingerprint, run_id = EXCLUDED.run_id",
         &[&h, &c, &f, &run_id],
     )
     .await
