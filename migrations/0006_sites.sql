@@ -30,7 +30,9 @@ CREATE TRIGGER sites_version AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON sit
 -- and keys. risk_type 'all_hazards' is the per-site total: aal_rate is the
 -- sum of the per-hazard expectations (hazard_count says how many hazards
 -- had a value that year), risk_index the highest per-hazard index; its
--- per-hazard columns are NULL.
+-- per-hazard columns are NULL. A hazard's own risk index is not stored: the
+-- views compute it, (hazard_score · e_score · v_score)^⅓ as
+-- src/risk/scores.rs does, from what is stored.
 -- model and member are '' until probability rows carry a dataset identity.
 CREATE TABLE site_results (
     site_id            text             NOT NULL REFERENCES sites ON DELETE CASCADE,
@@ -53,12 +55,16 @@ CREATE TABLE site_results (
     damage_rl50        real[],
     damage_rl100       real[],
     hazard_score       real[],
-    risk_index         real[]           NOT NULL,
+    risk_index         real[],
     hazard_count       smallint[],
     run_id             uuid             NOT NULL,
     computed_at        timestamptz      NOT NULL DEFAULT now(),
     PRIMARY KEY (site_id, scenario, model, member, risk_type)
-);
+)
+-- A row is ~2.5 kB: above the default 2 kB target Postgres would try to
+-- compress its arrays (pglz gains little on floats and costs the writer);
+-- up to 8 kB rows stay inline and uncompressed.
+WITH (toast_tuple_target = 8160);
 
 CREATE TRIGGER site_results_version AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON site_results
     FOR EACH STATEMENT EXECUTE FUNCTION bump_data_version();
@@ -96,7 +102,7 @@ SELECT r.site_id, r.scenario, r.model, r.member, r.risk_type, y.year::smallint A
        ('hazard_score', y.hazard_score::float8,     'score 0-100',      'expected index score over intensity bins'),
        ('e_score',      r.e_score::float8,          'score 0-100',      'exposure rule on site attributes'),
        ('v_score',      r.v_score::float8,          'score 0-100',      'vulnerability rule on site attributes'),
-       ('risk_index',   y.risk_index::float8,       'score 0-100',      CASE WHEN r.risk_type = 'all_hazards' THEN 'highest per-hazard risk index' ELSE 'geometric mean of hazard, E and V scores' END),
+       ('risk_index',   COALESCE(y.risk_index::float8, cbrt(y.hazard_score::float8 * r.e_score * r.v_score)),       'score 0-100',      CASE WHEN r.risk_type = 'all_hazards' THEN 'highest per-hazard risk index' ELSE 'geometric mean of hazard, E and V scores' END),
        ('hazards_summed', y.hazard_count::float8,   'count',            'hazards in the total')
   ) AS m(metric, value, unit, basis)
  WHERE m.value IS NOT NULL;
@@ -106,7 +112,9 @@ SELECT r.site_id, r.scenario, r.model, r.member, r.risk_type, y.year::smallint A
 CREATE VIEW site_aal_cache AS
 SELECT r.site_id, s.name, s.lat, s.lon, r.scenario, r.model, r.member, r.risk_type,
        y.year::smallint AS year, s.currency, y.aal_rate, y.aal_rate * s.asset_value AS aal_value,
-       y.risk_index, r.e_score, r.v_score, r.grid_id, r.distance_km, r.computed_at
+       COALESCE(y.risk_index::float8, cbrt(y.hazard_score::float8 * r.e_score * r.v_score)) AS risk_index,
+       r.e_score, r.v_score, r.grid_id, r.distance_km, r.computed_at
   FROM site_results r
   JOIN sites s USING (site_id)
-  CROSS JOIN LATERAL unnest(r.years, r.aal_rate, r.risk_index) AS y(year, aal_rate, risk_index);
+  CROSS JOIN LATERAL unnest(r.years, r.aal_rate, r.hazard_score, r.risk_index)
+       AS y(year, aal_rate, hazard_score, risk_index);

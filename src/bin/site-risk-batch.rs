@@ -35,7 +35,7 @@ struct Args {
     scenario: Option<Vec<String>>,
 
     /// Sites per chunk: the unit of commit, resume and retry.
-    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, default_value_t = 250, value_parser = clap::value_parser!(u32).range(1..))]
     chunk_sites: u32,
 
     /// Recompute every site even if nothing changed since the last full run.

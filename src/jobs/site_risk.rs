@@ -286,7 +286,7 @@ pub fn assess_sites(
                 damage_rl50: Some(Vec::with_capacity(n)),
                 damage_rl100: Some(Vec::with_capacity(n)),
                 hazard_score: Some(Vec::with_capacity(n)),
-                risk_index: Vec::with_capacity(n),
+                risk_index: None,
                 hazard_count: None,
             };
             let total = totals.entry(dataset).or_default();
@@ -311,7 +311,6 @@ pub fn assess_sites(
                 if let Some(h) = &mut row.hazard_score {
                     h.push(out.hazard_score as f32);
                 }
-                row.risk_index.push(ri);
                 let t = total.entry(r.year).or_insert((0.0, 0, 0.0));
                 t.0 += out.aal_rate;
                 t.1 += 1;
@@ -331,7 +330,7 @@ pub fn assess_sites(
                 v_score: v as f32,
                 years: years.keys().copied().collect(),
                 aal_rate: years.values().map(|t| t.0).collect(),
-                risk_index: years.values().map(|t| t.2).collect(),
+                risk_index: Some(years.values().map(|t| t.2).collect()),
                 hazard_count: Some(years.values().map(|t| t.1).collect()),
                 ..SiteResultRow::default()
             });

@@ -119,7 +119,8 @@ pub struct SiteResultRow {
     pub damage_rl50: Option<Vec<f32>>,
     pub damage_rl100: Option<Vec<f32>>,
     pub hazard_score: Option<Vec<f32>>,
-    pub risk_index: Vec<f32>,
+    /// Totals only: a hazard's own index is computed by the views.
+    pub risk_index: Option<Vec<f32>>,
     pub hazard_count: Option<Vec<i16>>,
 }
 
