@@ -6,6 +6,7 @@ mod support;
 
 use std::time::Duration;
 
+use climate_jobs::harness::migrate::MIGRATIONS;
 use support::{TestDb, jobctl, run, signal, spawn, wait, wait_until};
 
 fn canary(db: &TestDb) -> std::process::Command {
@@ -24,7 +25,9 @@ fn migrate_is_idempotent_and_safe_to_run_concurrently() {
     });
     assert_eq!(first.code, 0, "{}", first.all_output());
     assert!(
-        first.stdout.contains("3 applied, 0 already present"),
+        first
+            .stdout
+            .contains(&format!("{} applied, 0 already present", MIGRATIONS.len())),
         "{}",
         first.stdout
     );
@@ -32,7 +35,7 @@ fn migrate_is_idempotent_and_safe_to_run_concurrently() {
     let before = db.scalar(tables);
     assert_eq!(
         before,
-        "data_versions,dead_letters,grid_points,hazard_results,input_files,job_executions,job_runs,probability_results,region_hazard_cache,region_hazard_cache_rows,region_hazard_cache_state,regions,run_chunks,schema_migrations"
+        "data_versions,dead_letters,grid_points,hazard_results,input_files,job_executions,job_runs,probability_results,region_hazard_cache,region_hazard_cache_rows,region_hazard_cache_state,regions,run_chunks,schema_migrations,site_aal_cache,site_results,site_risk_curves,site_risk_values,sites"
     );
     let applied_at = db.scalar("SELECT applied_at::text FROM schema_migrations WHERE version = 1");
 
@@ -43,7 +46,9 @@ fn migrate_is_idempotent_and_safe_to_run_concurrently() {
     });
     assert_eq!(second.code, 0, "{}", second.all_output());
     assert!(
-        second.stdout.contains("0 applied, 3 already present"),
+        second
+            .stdout
+            .contains(&format!("0 applied, {} already present", MIGRATIONS.len())),
         "{}",
         second.stdout
     );
@@ -65,7 +70,10 @@ fn migrate_is_idempotent_and_safe_to_run_concurrently() {
         let done = wait(child, started);
         assert_eq!(done.code, 0, "{}", done.all_output());
     }
-    assert_eq!(fresh.count("SELECT count(*) FROM schema_migrations"), 3);
+    assert_eq!(
+        fresh.count("SELECT count(*) FROM schema_migrations"),
+        MIGRATIONS.len() as i64
+    );
     assert_eq!(fresh.scalar(tables), before);
 }
 
