@@ -34,12 +34,14 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 RUN mkdir -p src/bin \
  && echo '' > src/lib.rs \
- && for bin in jobctl hazard-timeseries-batch probability-batch cache-refresh dlq-reprocess; do \
+ && for bin in jobctl hazard-timeseries-batch probability-batch site-risk-batch cache-refresh dlq-reprocess; do \
       echo 'fn main() {}' > "src/bin/$bin.rs"; \
     done \
  && cargo build --release --locked --bins \
  && rm -rf src
 COPY migrations migrations
+# The vulnerability curves are built into the binaries (include_str!).
+COPY data data
 COPY src src
 # touch: the sources must look newer than the empty stand-ins built above.
 RUN touch src/lib.rs src/bin/*.rs \
@@ -60,6 +62,7 @@ COPY --from=build \
      /src/target/release/jobctl \
      /src/target/release/hazard-timeseries-batch \
      /src/target/release/probability-batch \
+     /src/target/release/site-risk-batch \
      /src/target/release/cache-refresh \
      /src/target/release/dlq-reprocess \
      /usr/local/bin/

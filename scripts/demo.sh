@@ -66,6 +66,15 @@ psql "$DATABASE_URL" -c "SELECT region_code, scenario, model, member, risk_type,
   FROM region_hazard_cache WHERE region_code = 'KR-R001' AND year = 2050 ORDER BY scenario, risk_type"
 cache-refresh   # nothing changed: skipped
 
+step "jobctl sites import + site-risk-batch: AAL, losses at return levels, E/V scores, risk index per site"
+jobctl check --curves data/vulnerability/curves.csv 2>&1 | tail -n 1
+jobctl sites import "$work/data/sites.csv"
+site-risk-batch
+psql "$DATABASE_URL" -c "SELECT site_id, scenario, risk_type, year, metric, round(value::numeric, 4) AS value, unit
+  FROM site_risk_values WHERE site_id = 'DEMO-S0001' AND scenario = 'ssp585' AND year = 2040
+   AND metric IN ('aal_value', 'loss_rl100', 'risk_index') ORDER BY risk_type, metric"
+site-risk-batch   # nothing changed: skipped
+
 step "a failed chunk, then dlq-reprocess repairs it"
 set +e
 CLIMATE_JOBS_FAULT=fail-task=2 hazard-timeseries-batch --input "$work/data/ssp245.nc" --chunk-points 25 --force

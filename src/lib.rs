@@ -17,5 +17,6 @@ pub mod metrics;
 pub mod notify;
 pub mod ops;
 pub mod probability;
+pub mod risk;
 pub mod scope;
 pub mod store;

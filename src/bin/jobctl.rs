@@ -131,12 +131,22 @@ enum Command {
     /// Manage the regions the cache is built for.
     #[command(subcommand)]
     Regions(RegionsCommand),
+    /// Manage the business sites site-risk-batch assesses.
+    #[command(subcommand)]
+    Sites(SitesCommand),
     /// Validate jobs.yaml: keys, cron expressions, layered deadlines,
-    /// scheduler limits, binaries, resources, secrets.
+    /// scheduler limits, binaries, resources, secrets; and the vulnerability
+    /// curves: monotone, units matching each hazard's index, proxies
+    /// labelled, every hazard × asset class covered.
     Check {
         /// The file to check.
         #[arg(long, default_value = "jobs.yaml")]
         file: PathBuf,
+        /// The vulnerability curve file to check (what site-risk-batch
+        /// --curves would read); default: the curves built into the binaries
+        /// (data/vulnerability/curves.csv).
+        #[arg(long)]
+        curves: Option<PathBuf>,
     },
     /// Write scheduler manifests or alert rules from jobs.yaml.
     #[command(subcommand)]
@@ -309,6 +319,22 @@ enum RegionsCommand {
     },
 }
 
+#[derive(Subcommand)]
+enum SitesCommand {
+    /// Replace all sites with the rows of a CSV file (columns: site_id,
+    /// name, lat, lon, asset_value, currency, asset_class, structure_type,
+    /// year_built, floors, optional distance_to_river_km,
+    /// distance_to_coast_km; see README); every bad row is reported by line
+    /// number and nothing is imported.
+    Import {
+        file: PathBuf,
+        #[command(flatten)]
+        database: DatabaseArgs,
+        #[command(flatten)]
+        log: LogArgs,
+    },
+}
+
 #[derive(Args)]
 struct CanaryArgs {
     /// Number of tasks.
@@ -414,6 +440,13 @@ fn main() {
         }) => run_command(log.log_format, || async move {
             ops::regions::import(&database, &file).await
         }),
+        Command::Sites(SitesCommand::Import {
+            file,
+            database,
+            log,
+        }) => run_command(log.log_format, || async move {
+            ops::sites::import(&database, &file).await
+        }),
         Command::Smoke { database_url } => match ops::smoke::run(database_url) {
             Ok(code) => std::process::exit(code.code()),
             Err(e) => {
@@ -435,7 +468,16 @@ fn main() {
             };
             ops::report::run(&database, &args).await
         }),
-        Command::Check { file } => std::process::exit(ops::check::run(&file).code()),
+        Command::Check { file, curves } => {
+            let jobs = ops::check::run(&file);
+            let curves = ops::curves::check(curves.as_deref());
+            let worst = if jobs == ExitCode::Success {
+                curves
+            } else {
+                jobs
+            };
+            std::process::exit(worst.code())
+        }
         Command::Render(cmd) => std::process::exit(render(cmd).code()),
         Command::Status {
             file,

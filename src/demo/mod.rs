@@ -17,6 +17,7 @@
 //! one calendar year (all points) at a time, time-major.
 
 mod rng;
+mod sites;
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -154,6 +155,9 @@ pub struct DemoFiles {
     pub time_len: usize,
     /// Number of regions in `regions_csv`.
     pub regions: usize,
+    /// The sites file for `jobctl sites import` (as many sites as regions).
+    pub sites_csv: PathBuf,
+    pub sites: usize,
 }
 
 /// The (nlat, nlon) grid for `points` grid points: the factor pair closest to square, with
@@ -208,6 +212,8 @@ pub fn write_demo_data(out_dir: &Path, opts: &DemoOptions) -> Result<DemoFiles> 
     }
     let regions_csv = out_dir.join("regions.csv");
     let regions = write_regions(&regions_csv, &geom, opts.seed)?;
+    let sites_csv = out_dir.join("sites.csv");
+    let sites = sites::write_sites(&sites_csv, geom.bbox(), regions, opts.seed)?;
     let (lat_len, lon_len) = match geom.layout {
         DemoLayout::LatLon => (geom.nlat, geom.nlon),
         DemoLayout::Point => (0, 0),
@@ -221,6 +227,8 @@ pub fn write_demo_data(out_dir: &Path, opts: &DemoOptions) -> Result<DemoFiles> 
         layout: geom.layout,
         time_len,
         regions,
+        sites_csv,
+        sites,
     })
 }
 

@@ -402,3 +402,21 @@ fn thread_count_does_not_change_values() {
     assert_eq!(one, run(3));
     assert_eq!(one, run(8));
 }
+
+#[test]
+fn the_sites_file_imports() {
+    let dir = std::env::temp_dir().join(format!("demo-sites-{}", std::process::id()));
+    let opts = DemoOptions {
+        points: 20,
+        years: 2021..=2021,
+        seed: 7,
+        scenarios: vec!["ssp245".into()],
+        calendar: DemoCalendar::Noleap,
+    };
+    let files = write_demo_data(&dir, &opts).unwrap();
+    let text = std::fs::read_to_string(&files.sites_csv).unwrap();
+    let sites = crate::risk::parse_sites_csv(&text).unwrap();
+    assert_eq!(sites.len(), files.sites);
+    assert_eq!(files.sites, files.regions);
+    let _ = std::fs::remove_dir_all(&dir);
+}

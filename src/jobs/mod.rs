@@ -7,6 +7,7 @@ pub mod dlq_reprocess;
 pub mod hazard_timeseries;
 pub mod inputs;
 pub mod probability_batch;
+pub mod site_risk;
 
 use crate::climate::VariableNames;
 use crate::harness::{CommonArgs, TaskExecutor};
@@ -21,6 +22,7 @@ pub const JOB_NAMES: &[&str] = &[
     dlq_reprocess::JOB_NAME,
     hazard_timeseries::JOB_NAME,
     probability_batch::JOB_NAME,
+    site_risk::JOB_NAME,
 ];
 
 /// Jobs whose dead letters `dlq-reprocess` can re-run.
@@ -29,6 +31,7 @@ pub fn reprocessable_jobs() -> &'static [&'static str] {
         "canary",
         hazard_timeseries::JOB_NAME,
         probability_batch::JOB_NAME,
+        site_risk::JOB_NAME,
     ]
 }
 
@@ -60,6 +63,13 @@ pub fn executor_for(job: &str, common: &CommonArgs) -> Option<Box<dyn TaskExecut
             PointSelection::All,
             crate::probability::DEFAULT_WINDOW,
             crate::probability::DEFAULT_MIN_YEARS,
+            1,
+            false,
+            common.clone(),
+        ))),
+        site_risk::JOB_NAME => Some(Box::new(site_risk::SiteRiskBatch::new(
+            None,
+            None,
             1,
             false,
             common.clone(),

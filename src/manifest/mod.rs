@@ -34,6 +34,7 @@ pub const IMAGE_BINARIES: &[&str] = &[
     "hazard-timeseries-batch",
     "jobctl",
     "probability-batch",
+    "site-risk-batch",
 ];
 
 /// Environment variables jobctl renders from the job's own fields; `env:`

@@ -14,13 +14,15 @@ pub fn run(out: &Path, opts: &DemoOptions) -> ExitCode {
                 println!("{}", f.display());
             }
             println!("{}", files.regions_csv.display());
+            println!("{}", files.sites_csv.display());
             eprintln!(
-                "demo-data: {} file(s), {} points ({:?} layout), {} days, {} regions in {:.1}s",
+                "demo-data: {} file(s), {} points ({:?} layout), {} days, {} regions, {} sites in {:.1}s",
                 files.netcdf.len(),
                 files.points,
                 files.layout,
                 files.time_len,
                 files.regions,
+                files.sites,
                 started.elapsed().as_secs_f64()
             );
             ExitCode::Success

@@ -2,6 +2,7 @@
 //! reading the run history.
 
 pub mod check;
+pub mod curves;
 pub mod datasets;
 pub mod demo_data;
 pub mod dlq;
@@ -11,6 +12,7 @@ pub mod regions;
 pub mod render;
 pub mod report;
 pub mod runs;
+pub mod sites;
 pub mod smoke;
 pub mod status;
 pub mod throwaway_pg;

@@ -40,6 +40,7 @@ pub fn run(database_url: Option<String>) -> Result<ExitCode> {
     let s = |v: &[&str]| v.iter().map(|a| a.to_string()).collect::<Vec<_>>();
     let input = data.join("ssp245.nc").display().to_string();
     let regions = data.join("regions.csv").display().to_string();
+    let sites = data.join("sites.csv").display().to_string();
     let steps = vec![
         Step {
             name: "migrate",
@@ -80,6 +81,16 @@ pub fn run(database_url: Option<String>) -> Result<ExitCode> {
             name: "regions import",
             binary: "jobctl",
             args: vec!["regions".into(), "import".into(), regions],
+        },
+        Step {
+            name: "sites import",
+            binary: "jobctl",
+            args: vec!["sites".into(), "import".into(), sites],
+        },
+        Step {
+            name: "site-risk-batch",
+            binary: "site-risk-batch",
+            args: vec![],
         },
         Step {
             name: "cache-refresh",

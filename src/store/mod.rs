@@ -9,3 +9,5 @@ pub mod input_files;
 pub mod probability_results;
 pub mod regions;
 pub mod schema;
+pub mod site_results;
+pub mod sites;

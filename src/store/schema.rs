@@ -22,6 +22,7 @@ pub const MIGRATIONS: &[Migration] = &[
         "notify",
         include_str!("../../migrations/0005_notify.sql"),
     ),
+    (6, "sites", include_str!("../../migrations/0006_sites.sql")),
 ];
 
 #[cfg(test)]

@@ -65,7 +65,10 @@ fn shipped_rules_are_rendered_from_jobs_yaml_and_pass_promtool() {
     let check = promtool(&["check", "rules", "rules.yaml"], &dir);
     assert!(check.status.success(), "{}", text(&check));
     assert!(
-        text(&check).contains("SUCCESS: 20 rules found"),
+        text(&check).contains(&format!(
+            "SUCCESS: {} rules found",
+            shipped.matches("  - alert:").count()
+        )),
         "{}",
         text(&check)
     );
@@ -141,7 +144,8 @@ fn every_alert_links_to_a_readme_section() {
             links += 1;
         }
     }
-    assert_eq!(links, 20);
+    // One link per rule.
+    assert_eq!(links, rules.matches("  - alert:").count());
     // Every metric name the README promises is one the code pushes.
     for (name, _) in climate_jobs::metrics::exposition::METRICS {
         assert!(

@@ -52,6 +52,7 @@ fn binary_path(name: &str) -> &'static str {
         "jobctl" => env!("CARGO_BIN_EXE_jobctl"),
         "hazard-timeseries-batch" => env!("CARGO_BIN_EXE_hazard-timeseries-batch"),
         "probability-batch" => env!("CARGO_BIN_EXE_probability-batch"),
+        "site-risk-batch" => env!("CARGO_BIN_EXE_site-risk-batch"),
         "cache-refresh" => env!("CARGO_BIN_EXE_cache-refresh"),
         "dlq-reprocess" => env!("CARGO_BIN_EXE_dlq-reprocess"),
         other => panic!("no CARGO_BIN_EXE for {other}: add it here"),

@@ -27,5 +27,6 @@ mod probability_fixtures;
 mod render;
 mod replicas;
 mod report;
+mod site_risk;
 mod smoke;
 mod status;

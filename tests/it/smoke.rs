@@ -16,11 +16,12 @@ fn smoke_runs_every_job_and_reports_one_line_each() {
         .lines()
         .filter(|l| l.starts_with("ok "))
         .collect();
-    assert_eq!(ok.len(), 8, "{}", done.stdout);
+    assert_eq!(ok.len(), 10, "{}", done.stdout);
     for job in [
         "canary",
         "hazard-timeseries-batch",
         "probability-batch",
+        "site-risk-batch",
         "cache-refresh",
         "dlq-reprocess",
     ] {
@@ -31,7 +32,7 @@ fn smoke_runs_every_job_and_reports_one_line_each() {
             done.stdout
         );
     }
-    assert!(done.stdout.contains("smoke: 8 of 8 step(s) passed"));
+    assert!(done.stdout.contains("smoke: 10 of 10 step(s) passed"));
 }
 
 #[test]

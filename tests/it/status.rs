@@ -191,7 +191,8 @@ fn every_state_on_a_scripted_ledger() {
     assert_eq!(state("probability-batch")["state"], "stuck");
     assert_eq!(state("weekly-canary")["state"], "never-run");
     assert_eq!(state("weekly-canary")["next_due"], "2026-11-30T05:00:00Z");
-    assert_eq!(rows.len(), 6);
+    assert_eq!(state("site-risk-batch")["state"], "never-run");
+    assert_eq!(rows.len(), 7);
 }
 
 #[test]

@@ -1,0 +1,603 @@
+//! site-risk-batch: for every site, dataset, hazard and year, from the
+//! nearest grid point's probability result and the site's vulnerability
+//! curve, the AAL rate, the damage at the 10/50/100-year return levels, the
+//! hazard, exposure and vulnerability scores and the risk index
+//! (`crate::risk`), written to `site_results` (one row per site, dataset and
+//! hazard, years as arrays, plus an `all_hazards` total).
+//!
+//! Plan: validate the curves (a bad line exits 65 naming file and line) and
+//! that every site's asset class has a curve for every hazard (exit 65
+//! naming the sites file and line); skip when `sites` and
+//! `probability_results` are unchanged since the last full run (their
+//! versions in `data_versions`, recorded in `input_files`) and no curve
+//! changed (`site_risk_curves`); when only curves changed, only the sites of
+//! the asset classes whose curves changed are recomputed. Chunks of sites.
+//! Task: the chunk's sites, their nearest grid points, those points'
+//! probabilities (through `store::site_results::read_probabilities`, the one
+//! seam), the pure computation on a blocking thread, then delete-and-COPY of
+//! the chunk's rows in one transaction.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, Result, anyhow};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tokio::sync::OnceCell;
+
+use crate::cache::nearest_point;
+use crate::harness::ledger::RunMetrics;
+use crate::harness::{
+    BadInput, CommonArgs, Job, Plan, PlanContext, TaskContext, TaskOutput, TaskSpec, UsageError,
+};
+use crate::hazard::{Hazard, default_hazards};
+use crate::risk::scores::{exposure_score, risk_index, vulnerability_score};
+use crate::risk::{
+    BinProbabilities, CurveSet, DEFAULT_CURVES, DEFAULT_CURVES_PATH, PreparedBins, Site,
+    apply_curve, parse_curves_csv, prepare,
+};
+use crate::store::input_files::{self, stable_hash};
+use crate::store::site_results::{
+    self, DatasetKey, ProbabilityRecord, SiteResultRow, read_probabilities, recorded_curves,
+    replace_chunk, table_version,
+};
+use crate::store::sites::{StoredSite, load};
+
+pub const JOB_NAME: &str = "site-risk-batch";
+
+/// `input_files.path` under which the source tables' versions are recorded.
+const SOURCE: &str = "table:sites+probability_results";
+
+/// `risk_type` of the per-site total over hazards.
+pub const ALL_HAZARDS: &str = "all_hazards";
+
+#[derive(Debug)]
+pub struct SiteRiskBatch {
+    /// The curve file; None: the curves built into the binary.
+    pub curves: Option<PathBuf>,
+    pub scenarios: Option<Vec<String>>,
+    pub chunk_sites: usize,
+    pub force: bool,
+    pub common: CommonArgs,
+    planned: Mutex<Option<Planned>>,
+    grid: OnceCell<Arc<Vec<(i32, f64, f64)>>>,
+    without_probabilities: AtomicU64,
+}
+
+#[derive(Debug, Clone)]
+struct Planned {
+    fingerprint: String,
+    scope: String,
+    sites: usize,
+    curves: Vec<(String, String, String)>,
+}
+
+/// One chunk: the sites to assess, the scope, and the curves (their text
+/// when they came from a file, so a dead letter re-runs with the same ones).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ChunkPayload {
+    pub site_ids: Vec<String>,
+    pub scenarios: Option<Vec<String>>,
+    pub curves_name: String,
+    pub curves_csv: Option<String>,
+}
+
+impl SiteRiskBatch {
+    pub fn new(
+        curves: Option<PathBuf>,
+        scenarios: Option<Vec<String>>,
+        chunk_sites: usize,
+        force: bool,
+        common: CommonArgs,
+    ) -> Self {
+        Self {
+            curves,
+            scenarios,
+            chunk_sites: chunk_sites.max(1),
+            force,
+            common,
+            planned: Mutex::new(None),
+            grid: OnceCell::new(),
+            without_probabilities: AtomicU64::new(0),
+        }
+    }
+
+    /// The grid points (id, lat, lon), read once per process.
+    async fn grid_points(
+        &self,
+        client: &tokio_postgres::Client,
+    ) -> Result<Arc<Vec<(i32, f64, f64)>>> {
+        Ok(self
+            .grid
+            .get_or_try_init(|| async {
+                let rows = client
+                    .query("SELECT id, lat, lon FROM grid_points ORDER BY id", &[])
+                    .await
+                    .context("reading grid_points")?;
+                Ok::<_, anyhow::Error>(Arc::new(
+                    rows.iter()
+                        .map(|r| (r.get(0), r.get(1), r.get(2)))
+                        .collect::<Vec<_>>(),
+                ))
+            })
+            .await?
+            .clone())
+    }
+
+    /// (name for messages, text when from a file, parsed curves).
+    fn load_curves(&self) -> Result<(String, Option<String>, CurveSet)> {
+        let (name, text) = match &self.curves {
+            None => (DEFAULT_CURVES_PATH.to_string(), None),
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|e| {
+                    UsageError(format!("--curves {}: cannot read: {e}", p.display()))
+                })?;
+                (p.display().to_string(), Some(text))
+            }
+        };
+        let set = parse_curves(&name, text.as_deref())?;
+        Ok((name, text, set))
+    }
+}
+
+/// Parses curves (`text` None: the built-in ones); every problem named by
+/// file and line, as bad input.
+fn parse_curves(name: &str, text: Option<&str>) -> Result<CurveSet> {
+    parse_curves_csv(text.unwrap_or(DEFAULT_CURVES)).map_err(|errors| {
+        let lines: Vec<String> = errors.iter().map(|e| format!("{name}: {e}")).collect();
+        BadInput(format!(
+            "{} problem(s) in the curve file; nothing was written: {}",
+            errors.len(),
+            lines.join("; ")
+        ))
+        .into()
+    })
+}
+
+fn hazard_names() -> Vec<String> {
+    default_hazards()
+        .iter()
+        .map(|h| h.risk_type.to_string())
+        .collect()
+}
+
+/// Every (hazard, class) used by `sites` needs a curve: the missing ones as
+/// one bad-input error naming, for each, the first site's file and line.
+fn check_coverage(sites: &[StoredSite], curves: &CurveSet, curves_name: &str) -> Result<()> {
+    let mut problems = Vec::new();
+    let mut seen = BTreeSet::new();
+    for s in sites {
+        for h in hazard_names() {
+            if curves.get(&h, s.site.asset_class).is_none()
+                && seen.insert((h.clone(), s.site.asset_class))
+            {
+                let n = sites
+                    .iter()
+                    .filter(|o| o.site.asset_class == s.site.asset_class)
+                    .count();
+                problems.push(format!(
+                    "{}: line {}: site {:?} has asset class {}, which has no {h} curve in {curves_name} ({n} site(s) of that class)",
+                    s.source_file, s.site.line, s.site.site_id, s.site.asset_class
+                ));
+            }
+        }
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(BadInput(format!(
+        "{} asset class/hazard pair(s) without a curve; nothing was written: {}",
+        problems.len(),
+        problems.join("; ")
+    ))
+    .into())
+}
+
+/// Everything one chunk computes, from the chunk's sites, their nearest
+/// grid points (`nearest[i]` for `sites[i]`: grid id and distance) and those
+/// points' probability results (ordered by grid, dataset, hazard, year).
+/// Pure: the task's blocking half. Returns the rows and the number of sites
+/// whose grid point has no probability result.
+pub fn assess_sites(
+    sites: &[Site],
+    nearest: &[Option<(i32, f64)>],
+    records: &[ProbabilityRecord],
+    curves: &CurveSet,
+) -> Result<(Vec<SiteResultRow>, u64)> {
+    let hazards: HashMap<String, Hazard> = default_hazards()
+        .into_iter()
+        .map(|h| (h.risk_type.to_string(), h))
+        .collect();
+    // Each record's bins prepared once, whatever the number of its sites.
+    let mut prepared = Vec::with_capacity(records.len());
+    for r in records {
+        let mut p = PreparedBins::default();
+        if let Some(h) = hazards.get(&r.risk_type) {
+            prepare(&view(r), h, &mut p).map_err(|e| {
+                anyhow!(
+                    "probability_results grid {} scenario {} {} {}: {e}",
+                    r.grid_id,
+                    r.dataset.scenario,
+                    r.risk_type,
+                    r.year
+                )
+            })?;
+        }
+        prepared.push(p);
+    }
+    let mut by_grid: HashMap<i32, (usize, usize)> = HashMap::new();
+    let mut start = 0;
+    while start < records.len() {
+        let g = records[start].grid_id;
+        let end = start + records[start..].partition_point(|r| r.grid_id == g);
+        by_grid.insert(g, (start, end));
+        start = end;
+    }
+    let mut rows = Vec::new();
+    let mut without = 0;
+    for (site, near) in sites.iter().zip(nearest) {
+        let Some((grid_id, distance)) = *near else {
+            without += 1;
+            continue;
+        };
+        let Some(&(from, to)) = by_grid.get(&grid_id) else {
+            without += 1;
+            continue;
+        };
+        let v = vulnerability_score(site);
+        let mut totals: BTreeMap<&DatasetKey, BTreeMap<i16, (f64, i16, f32)>> = BTreeMap::new();
+        let mut i = from;
+        while i < to {
+            let (dataset, risk_type) = (&records[i].dataset, &records[i].risk_type);
+            let mut j = i;
+            while j < to && records[j].dataset == *dataset && records[j].risk_type == *risk_type {
+                j += 1;
+            }
+            let group = i..j;
+            i = j;
+            if !hazards.contains_key(risk_type.as_str()) {
+                continue;
+            }
+            let curve = curves.get(risk_type, site.asset_class).ok_or_else(|| {
+                anyhow!(
+                    "site {:?}: no {risk_type} curve for asset class {}",
+                    site.site_id,
+                    site.asset_class
+                )
+            })?;
+            let e = exposure_score(site, risk_type);
+            let n = group.len();
+            let mut row = SiteResultRow {
+                site_id: site.site_id.clone(),
+                scenario: dataset.scenario.clone(),
+                model: dataset.model.clone(),
+                member: dataset.member.clone(),
+                risk_type: risk_type.clone(),
+                grid_id: Some(grid_id),
+                distance_km: Some(distance as f32),
+                e_score: Some(e as f32),
+                v_score: v as f32,
+                curve_fingerprint: Some(curve.fingerprint()),
+                years: Vec::with_capacity(n),
+                aal_rate: Vec::with_capacity(n),
+                damage_rl10: Some(Vec::with_capacity(n)),
+                damage_rl50: Some(Vec::with_capacity(n)),
+                damage_rl100: Some(Vec::with_capacity(n)),
+                hazard_score: Some(Vec::with_capacity(n)),
+                risk_index: None,
+                hazard_count: None,
+            };
+            let total = totals.entry(dataset).or_default();
+            for k in group {
+                let r = &records[k];
+                let out = apply_curve(&view(r), &prepared[k], curve);
+                let ri = risk_index(out.hazard_score, e, v) as f32;
+                row.years.push(r.year);
+                row.aal_rate.push(out.aal_rate);
+                for (col, d) in [
+                    &mut row.damage_rl10,
+                    &mut row.damage_rl50,
+                    &mut row.damage_rl100,
+                ]
+                .into_iter()
+                .zip(out.damage_at_return_levels)
+                {
+                    if let Some(c) = col {
+                        c.push(d as f32);
+                    }
+                }
+                if let Some(h) = &mut row.hazard_score {
+                    h.push(out.hazard_score as f32);
+                }
+                let t = total.entry(r.year).or_insert((0.0, 0, 0.0));
+                t.0 += out.aal_rate;
+                t.1 += 1;
+                t.2 = t.2.max(ri);
+            }
+            rows.push(row);
+        }
+        for (dataset, years) in totals {
+            rows.push(SiteResultRow {
+                site_id: site.site_id.clone(),
+                scenario: dataset.scenario.clone(),
+                model: dataset.model.clone(),
+                member: dataset.member.clone(),
+                risk_type: ALL_HAZARDS.to_string(),
+                grid_id: Some(grid_id),
+                distance_km: Some(distance as f32),
+                v_score: v as f32,
+                years: years.keys().copied().collect(),
+                aal_rate: years.values().map(|t| t.0).collect(),
+                risk_index: Some(years.values().map(|t| t.2).collect()),
+                hazard_count: Some(years.values().map(|t| t.1).collect()),
+                ..SiteResultRow::default()
+            });
+        }
+    }
+    Ok((rows, without))
+}
+
+fn view(r: &ProbabilityRecord) -> BinProbabilities<'_> {
+    BinProbabilities {
+        method: &r.method,
+        bin_edges: &r.bin_edges,
+        bin_probs: &r.bin_probs,
+        return_levels: r.return_levels,
+        gev: r.gev,
+    }
+}
+
+impl Job for SiteRiskBatch {
+    fn name(&self) -> &'static str {
+        JOB_NAME
+    }
+
+    fn common(&self) -> &CommonArgs {
+        &self.common
+    }
+
+    fn args(&self) -> serde_json::Value {
+        json!({
+            "curves": self.curves.as_ref().map(|p| p.display().to_string()),
+            "scenarios": self.scenarios,
+            "chunk_sites": self.chunk_sites,
+            "force": self.force,
+        })
+    }
+
+    fn counters(&self) -> serde_json::Value {
+        json!({ "sites_without_probabilities": self.without_probabilities.load(Ordering::Relaxed) })
+    }
+
+    async fn plan(&self, ctx: &PlanContext) -> Result<Plan> {
+        let (curves_name, curves_text, curves) = self.load_curves()?;
+        let client = ctx
+            .pool
+            .get()
+            .await
+            .context("getting a database connection")?;
+        if let Some(scenarios) = &self.scenarios {
+            for s in scenarios {
+                let exists: bool = client
+                    .query_one(
+                        "SELECT EXISTS (SELECT 1 FROM probability_results WHERE scenario = $1)",
+                        &[s],
+                    )
+                    .await
+                    .context("checking --scenario")?
+                    .get(0);
+                if !exists {
+                    return Err(UsageError(format!(
+                        "--scenario {s:?}: no probability_results for it (run probability-batch first, or check the name)"
+                    ))
+                    .into());
+                }
+            }
+        }
+        let sites = load(&**client, None).await?;
+        let mut plan = Plan::default();
+        if sites.is_empty() {
+            plan.up_to_date =
+                Some("no sites imported (jobctl sites import FILE.csv); nothing to do".into());
+            return Ok(plan);
+        }
+        check_coverage(&sites, &curves, &curves_name)?;
+        let sites_version = table_version(&**client, "sites").await?;
+        let probability_version = site_results::probability_version(&**client).await?;
+        let fingerprint =
+            format!("sites v{sites_version};probability_results v{probability_version}");
+        let scope = format!(
+            "scenarios={}",
+            self.scenarios
+                .as_ref()
+                .map(|s| s.join(","))
+                .unwrap_or_else(|| "all".into())
+        );
+        let current: Vec<(String, String, String)> = curves
+            .curves
+            .values()
+            .map(|c| {
+                (
+                    c.risk_type.clone(),
+                    c.asset_class.as_str().to_string(),
+                    c.fingerprint(),
+                )
+            })
+            .collect();
+        let mut selected: Vec<&StoredSite> = sites.iter().collect();
+        let mut why = "sites or probabilities changed since the last full run".to_string();
+        if self.force {
+            why = "--force".into();
+        } else if let Some(prev) = input_files::lookup(&**client, JOB_NAME, SOURCE).await?
+            && prev.fingerprint == fingerprint
+            && prev.scope == scope
+        {
+            let recorded = recorded_curves(&**client).await?;
+            let changed: BTreeSet<&str> = current
+                .iter()
+                .filter(|(h, c, f)| recorded.get(&(h.clone(), c.clone())) != Some(f))
+                .map(|(_, c, _)| c.as_str())
+                .collect();
+            selected.retain(|s| changed.contains(s.site.asset_class.as_str()));
+            if selected.is_empty() {
+                plan.up_to_date = Some(format!(
+                    "sites, probability_results and the curves used are unchanged since run {} at {} UTC; nothing to do (--force redoes it)",
+                    prev.run_id, prev.processed_at
+                ));
+                return Ok(plan);
+            }
+            why = format!(
+                "curves changed for asset class(es) {}",
+                changed.into_iter().collect::<Vec<_>>().join(", ")
+            );
+        }
+        // Sites in the order of their nearest grid point, so a chunk reads
+        // the probabilities of few grid points and each point's once.
+        let grid = self.grid_points(&client).await?;
+        let located: Vec<(i32, &StoredSite)> = {
+            let coords: Vec<(f64, f64)> =
+                selected.iter().map(|s| (s.site.lat, s.site.lon)).collect();
+            let nearest = tokio::task::spawn_blocking(move || {
+                coords
+                    .iter()
+                    .map(|&(lat, lon)| nearest_point(lat, lon, &grid).map_or(-1, |n| n.0))
+                    .collect::<Vec<i32>>()
+            })
+            .await
+            .context("nearest-point thread")?;
+            let mut v: Vec<(i32, &StoredSite)> =
+                nearest.into_iter().zip(selected.iter().copied()).collect();
+            v.sort_by(|a, b| (a.0, &a.1.site.site_id).cmp(&(b.0, &b.1.site.site_id)));
+            v
+        };
+        let payload_curves = curves_text.clone();
+        for (n, chunk) in located.chunks(self.chunk_sites).enumerate() {
+            let ids: Vec<String> = chunk.iter().map(|s| s.1.site.site_id.clone()).collect();
+            let key = format!("sites:{n:05}:{}..{}", ids[0], ids[ids.len() - 1]);
+            let payload = ChunkPayload {
+                site_ids: ids,
+                scenarios: self.scenarios.clone(),
+                curves_name: curves_name.clone(),
+                curves_csv: payload_curves.clone(),
+            };
+            plan.tasks.push(TaskSpec {
+                key,
+                payload: serde_json::to_value(&payload).context("encoding a chunk payload")?,
+            });
+        }
+        plan.description.push(format!(
+            "{} of {} site(s) in {} chunk(s) ({why}); curves {curves_name}; sites version {sites_version}, probability_results version {probability_version}",
+            selected.len(),
+            sites.len(),
+            plan.tasks.len()
+        ));
+        let curves_hash = stable_hash(
+            &current
+                .iter()
+                .map(|(h, c, f)| format!("{h}/{c}={f}"))
+                .collect::<Vec<_>>()
+                .join(";"),
+        );
+        let mut key = format!("{}|{curves_hash}|{scope}", stable_hash(&fingerprint));
+        if self.force {
+            key.push_str(&format!("|force:{}", ctx.execution));
+        }
+        plan.resume_key = Some(key);
+        *self.planned.lock().unwrap_or_else(|p| p.into_inner()) = Some(Planned {
+            fingerprint,
+            scope,
+            sites: selected.len(),
+            curves: current,
+        });
+        Ok(plan)
+    }
+
+    async fn run_task(&self, ctx: TaskContext) -> Result<TaskOutput> {
+        let chunk: ChunkPayload =
+            serde_json::from_value(ctx.payload).context("decoding the chunk payload")?;
+        if chunk.site_ids.is_empty() {
+            return Ok(TaskOutput::default());
+        }
+        let curves = parse_curves(&chunk.curves_name, chunk.curves_csv.as_deref())?;
+        let mut client = ctx
+            .pool
+            .get()
+            .await
+            .context("getting a database connection")?;
+        let grid = self.grid_points(&client).await?;
+        let sites: Vec<Site> = load(&**client, Some(&chunk.site_ids))
+            .await?
+            .into_iter()
+            .map(|s| s.site)
+            .collect();
+        let located = {
+            let sites = sites.clone();
+            tokio::task::spawn_blocking(move || {
+                sites
+                    .iter()
+                    .map(|s| nearest_point(s.lat, s.lon, &grid))
+                    .collect::<Vec<_>>()
+            })
+            .await
+            .context("nearest-point thread")?
+        };
+        let mut grid_ids: Vec<i32> = located.iter().flatten().map(|n| n.0).collect();
+        grid_ids.sort_unstable();
+        grid_ids.dedup();
+        let records = read_probabilities(&**client, &grid_ids, chunk.scenarios.as_deref()).await?;
+        let (rows, without) =
+            tokio::task::spawn_blocking(move || assess_sites(&sites, &located, &records, &curves))
+                .await
+                .context("assessment thread")??;
+        self.without_probabilities
+            .fetch_add(without, Ordering::Relaxed);
+        let tx = client
+            .transaction()
+            .await
+            .context("starting the chunk transaction")?;
+        replace_chunk(
+            &tx,
+            &chunk.site_ids,
+            chunk.scenarios.as_deref(),
+            ctx.run_id,
+            &rows,
+        )
+        .await?;
+        tx.commit().await.context("committing the chunk")?;
+        Ok(TaskOutput {
+            rows_written: rows.len() as u64,
+        })
+    }
+
+    /// Called only once every chunk of the plan is done.
+    async fn after_tasks(&self, ctx: &PlanContext, metrics: &RunMetrics) -> Result<()> {
+        let Some(planned) = self
+            .planned
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+        else {
+            return Ok(());
+        };
+        let mut client = ctx
+            .pool
+            .get()
+            .await
+            .context("getting a database connection")?;
+        site_results::record_curves(&mut client, &planned.curves, ctx.run_id).await?;
+        input_files::record(
+            &**client,
+            JOB_NAME,
+            SOURCE,
+            &planned.fingerprint,
+            &planned.scope,
+            "*",
+            i32::try_from(planned.sites).unwrap_or(i32::MAX),
+            i64::try_from(metrics.rows_written).unwrap_or(i64::MAX),
+            ctx.run_id,
+        )
+        .await
+    }
+}

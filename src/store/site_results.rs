@@ -1,0 +1,263 @@
+//! What site-risk-batch reads and writes.
+//!
+//! [`read_probabilities`] is the one place the job reads hazard
+//! probabilities, each with its dataset's identity (scenario, model,
+//! member from `datasets`). It is the seam to change when the storage under
+//! the probabilities changes; the job and the domain code see
+//! [`ProbabilityRecord`] only.
+
+use anyhow::{Context, Result};
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::Type;
+use tokio_postgres::{GenericClient, Transaction};
+use uuid::Uuid;
+
+use crate::probability::GevParams;
+
+/// Which projection a value comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DatasetKey {
+    pub scenario: String,
+    pub model: String,
+    pub member: String,
+}
+
+/// One probability result of a grid point, dataset, hazard and year.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProbabilityRecord {
+    pub grid_id: i32,
+    pub dataset: DatasetKey,
+    pub risk_type: String,
+    pub year: i16,
+    pub method: String,
+    pub bin_edges: Vec<f64>,
+    pub bin_probs: Vec<f64>,
+    pub return_levels: [f64; 3],
+    pub gev: Option<GevParams>,
+}
+
+/// The probability results of `grid_ids` (scenarios: all, or those listed),
+/// ordered by grid, dataset, hazard and year.
+pub async fn read_probabilities(
+    client: &impl GenericClient,
+    grid_ids: &[i32],
+    scenarios: Option<&[String]>,
+) -> Result<Vec<ProbabilityRecord>> {
+    let rows = client
+        .query(
+            "SELECT p.grid_id, d.scenario, p.risk_type, p.year, p.method, p.bin_edges, p.bin_probs,
+                    p.return_level_10, p.return_level_50, p.return_level_100,
+                    p.gev_c, p.gev_loc, p.gev_scale, d.model, d.member
+               FROM probability_results p
+               JOIN datasets d ON d.id = p.dataset_id
+              WHERE p.grid_id = ANY($1) AND ($2::text[] IS NULL OR d.scenario = ANY($2))
+              ORDER BY p.grid_id, d.scenario, d.model, d.member, p.risk_type, p.year",
+            &[&grid_ids, &scenarios],
+        )
+        .await
+        .context("reading probability_results of the chunk's grid points")?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let gev = match (r.get(10), r.get(11), r.get(12)) {
+                (Some(c), Some(loc), Some(scale)) => Some(GevParams { c, loc, scale }),
+                _ => None,
+            };
+            ProbabilityRecord {
+                grid_id: r.get(0),
+                dataset: DatasetKey {
+                    scenario: r.get(1),
+                    model: r.get(13),
+                    member: r.get(14),
+                },
+                risk_type: r.get(2),
+                year: r.get(3),
+                method: r.get(4),
+                bin_edges: r.get(5),
+                bin_probs: r.get(6),
+                return_levels: [r.get(7), r.get(8), r.get(9)],
+                gev,
+            }
+        })
+        .collect())
+}
+
+/// The version of `probability_results` (and of anything else the seam
+/// reads) in `data_versions`, for the skip check.
+pub async fn probability_version(client: &impl GenericClient) -> Result<i64> {
+    table_version(client, "probability_results").await
+}
+
+/// A table's version in `data_versions` (0 when never written).
+pub async fn table_version(client: &impl GenericClient, table: &str) -> Result<i64> {
+    Ok(client
+        .query_opt(
+            "SELECT version FROM data_versions WHERE table_name = $1",
+            &[&table],
+        )
+        .await
+        .context("reading data_versions")?
+        .map(|r| r.get(0))
+        .unwrap_or(0))
+}
+
+/// One row of `site_results`: a site, dataset and hazard (or
+/// `all_hazards`), with one array element per year.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SiteResultRow {
+    pub site_id: String,
+    pub scenario: String,
+    pub model: String,
+    pub member: String,
+    pub risk_type: String,
+    pub grid_id: Option<i32>,
+    pub distance_km: Option<f32>,
+    pub e_score: Option<f32>,
+    pub v_score: f32,
+    pub curve_fingerprint: Option<String>,
+    pub years: Vec<i16>,
+    pub aal_rate: Vec<f64>,
+    pub damage_rl10: Option<Vec<f32>>,
+    pub damage_rl50: Option<Vec<f32>>,
+    pub damage_rl100: Option<Vec<f32>>,
+    pub hazard_score: Option<Vec<f32>>,
+    /// Totals only: a hazard's own index is computed by the views.
+    pub risk_index: Option<Vec<f32>>,
+    pub hazard_count: Option<Vec<i16>>,
+}
+
+const COLUMNS: &str = "site_id, scenario, model, member, risk_type, grid_id, distance_km, e_score, v_score, \
+    curve_fingerprint, years, aal_rate, damage_rl10, damage_rl50, damage_rl100, hazard_score, risk_index, \
+    hazard_count, run_id";
+
+const TYPES: &[Type] = &[
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::INT4,
+    Type::FLOAT4,
+    Type::FLOAT4,
+    Type::FLOAT4,
+    Type::TEXT,
+    Type::INT2_ARRAY,
+    Type::FLOAT8_ARRAY,
+    Type::FLOAT4_ARRAY,
+    Type::FLOAT4_ARRAY,
+    Type::FLOAT4_ARRAY,
+    Type::FLOAT4_ARRAY,
+    Type::FLOAT4_ARRAY,
+    Type::INT2_ARRAY,
+    Type::UUID,
+];
+
+/// Replaces the results of `site_ids` (for `scenarios`, or all) with
+/// `rows`: re-running a chunk gives the same table.
+pub async fn replace_chunk(
+    tx: &Transaction<'_>,
+    site_ids: &[String],
+    scenarios: Option<&[String]>,
+    run_id: Uuid,
+    rows: &[SiteResultRow],
+) -> Result<u64> {
+    tx.execute(
+        "DELETE FROM site_results WHERE site_id = ANY($1) AND ($2::text[] IS NULL OR scenario = ANY($2))",
+        &[&site_ids, &scenarios],
+    )
+    .await
+    .context("clearing the chunk's site_results")?;
+    let sink = tx
+        .copy_in(&format!(
+            "COPY site_results ({COLUMNS}) FROM STDIN (FORMAT binary)"
+        ))
+        .await
+        .context("starting COPY into site_results")?;
+    let mut writer = std::pin::pin!(BinaryCopyInWriter::new(sink, TYPES));
+    for r in rows {
+        writer
+            .as_mut()
+            .write(&[
+                &r.site_id,
+                &r.scenario,
+                &r.model,
+                &r.member,
+                &r.risk_type,
+                &r.grid_id,
+                &r.distance_km,
+                &r.e_score,
+                &r.v_score,
+                &r.curve_fingerprint,
+                &r.years,
+                &r.aal_rate,
+                &r.damage_rl10,
+                &r.damage_rl50,
+                &r.damage_rl100,
+                &r.hazard_score,
+                &r.risk_index,
+                &r.hazard_count,
+                &run_id,
+            ])
+            .await
+            .context("COPY into site_results")?;
+    }
+    writer
+        .finish()
+        .await
+        .context("finishing COPY into site_results")
+}
+
+/// The curve fingerprints the last full run used, by (risk_type, asset_class).
+pub async fn recorded_curves(
+    client: &impl GenericClient,
+) -> Result<std::collections::BTreeMap<(String, String), String>> {
+    Ok(client
+        .query(
+            "SELECT risk_type, asset_class, fingerprint FROM site_risk_curves",
+            &[],
+        )
+        .await
+        .context("reading site_risk_curves")?
+        .iter()
+        .map(|r| ((r.get(0), r.get(1)), r.get(2)))
+        .collect())
+}
+
+/// Records the curves a full run used (replacing the previous record).
+/// Replicas may both call it: an upsert, so neither trips over the other.
+pub async fn record_curves(
+    client: &mut tokio_postgres::Client,
+    curves: &[(String, String, String)],
+    run_id: Uuid,
+) -> Result<()> {
+    let tx = client
+        .transaction()
+        .await
+        .context("starting the site_risk_curves transaction")?;
+    let (h, c, f): (Vec<&str>, Vec<&str>, Vec<&str>) = curves
+        .iter()
+        .map(|(a, b, d)| (a.as_str(), b.as_str(), d.as_str()))
+        .fold((vec![], vec![], vec![]), |mut acc, (a, b, d)| {
+            acc.0.push(a);
+            acc.1.push(b);
+            acc.2.push(d);
+            acc
+        });
+    tx.execute(
+        "DELETE FROM site_risk_curves
+          WHERE (risk_type, asset_class) NOT IN (SELECT * FROM unnest($1::text[], $2::text[]))",
+        &[&h, &c],
+    )
+    .await
+    .context("removing curves no longer used from site_risk_curves")?;
+    tx.execute(
+        "INSERT INTO site_risk_curves (risk_type, asset_class, fingerprint, run_id)
+         SELECT h, c, f, $4 FROM unnest($1::text[], $2::text[], $3::text[]) AS t(h, c, f)
+         ON CONFLICT (risk_type, asset_class) DO UPDATE
+             SET fingerprint = EXCLUDED.fingerprint, run_id = EXCLUDED.run_id",
+        &[&h, &c, &f, &run_id],
+    )
+    .await
+    .context("recording site_risk_curves")?;
+    tx.commit().await.context("committing site_risk_curves")
+}
