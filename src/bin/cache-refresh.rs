@@ -16,24 +16,23 @@
 use clap::Parser;
 
 use climate_jobs::harness::{self, CommonArgs};
-use climate_jobs::jobs::cache_refresh::CacheRefresh;
+use climate_jobs::jobs::cache_refresh::{CacheRefresh, CacheRefreshArgs};
 
 /// Rebuild region_hazard_cache from hazard_results, probability_results and regions.
 #[derive(Parser)]
 #[command(name = "cache-refresh", version)]
-struct Args {
-    /// Rebuild even if no source table changed since the last refresh.
-    #[arg(long)]
-    force: bool,
+struct Cli {
+    #[command(flatten)]
+    args: CacheRefreshArgs,
 
     #[command(flatten)]
     common: CommonArgs,
 }
 
 fn main() {
-    let a = Args::parse();
+    let cli = Cli::parse();
     harness::run(CacheRefresh {
-        force: a.force,
-        common: a.common,
+        args: cli.args,
+        common: cli.common,
     })
 }

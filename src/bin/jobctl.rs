@@ -25,7 +25,7 @@ use climate_jobs::harness::args::{DatabaseArgs, LogArgs, parse_duration};
 use climate_jobs::harness::command::run_command;
 use climate_jobs::harness::dead_letter;
 use climate_jobs::harness::{self, CommonArgs, ExitCode};
-use climate_jobs::jobs::canary::Canary;
+use climate_jobs::jobs::canary::{Canary, CanaryArgs};
 use climate_jobs::metrics::publish::MetricsArgs;
 use climate_jobs::ops;
 use climate_jobs::scope::YearRange;
@@ -51,7 +51,7 @@ enum Command {
         log: LogArgs,
     },
     /// Run N harmless tasks through the full harness (wiring check).
-    Canary(CanaryArgs),
+    Canary(CanaryCommand),
     /// Show recent runs, newest first.
     Runs {
         /// Only this job's runs.
@@ -336,13 +336,9 @@ enum SitesCommand {
 }
 
 #[derive(Args)]
-struct CanaryArgs {
-    /// Number of tasks.
-    #[arg(long, default_value_t = 20)]
-    tasks: u32,
-    /// How long each task waits before its database round trip.
-    #[arg(long, default_value = "100ms", value_parser = parse_duration)]
-    task_duration: Duration,
+struct CanaryCommand {
+    #[command(flatten)]
+    args: CanaryArgs,
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -353,10 +349,9 @@ fn main() {
         Command::Migrate { database, log } => run_command(log.log_format, || async move {
             ops::migrate::run(&database).await
         }),
-        Command::Canary(a) => harness::run(Canary {
-            tasks: a.tasks,
-            task_duration: a.task_duration,
-            common: a.common,
+        Command::Canary(c) => harness::run(Canary {
+            args: c.args,
+            common: c.common,
         }),
         Command::Runs {
             job,

@@ -12,47 +12,23 @@
 //!
 //! By hand: `DATABASE_URL=postgres://… site-risk-batch [--curves my-curves.csv]`
 
-use std::path::PathBuf;
-
 use clap::Parser;
 
 use climate_jobs::harness::{self, CommonArgs};
-use climate_jobs::jobs::site_risk::SiteRiskBatch;
+use climate_jobs::jobs::site_risk::{SiteRiskArgs, SiteRiskBatch};
 
 /// Assess every site: AAL, losses at return levels, E/V scores, risk index.
 #[derive(Parser)]
 #[command(name = "site-risk-batch", version)]
-struct Args {
-    /// Vulnerability curve file (CSV: hazard,asset_class,intensity,
-    /// damage_ratio,unit,proxy,source; see README). Default: the curves built
-    /// into the binary, data/vulnerability/curves.csv of the repository.
-    /// `jobctl check --curves FILE` validates one.
-    #[arg(long, env = "CLIMATE_JOBS_CURVES")]
-    curves: Option<PathBuf>,
-
-    /// Only these scenarios (comma-separated); each must have probability results.
-    #[arg(long, value_delimiter = ',')]
-    scenario: Option<Vec<String>>,
-
-    /// Sites per chunk: the unit of commit, resume and retry.
-    #[arg(long, default_value_t = 250, value_parser = clap::value_parser!(u32).range(1..))]
-    chunk_sites: u32,
-
-    /// Recompute every site even if nothing changed since the last full run.
-    #[arg(long)]
-    force: bool,
+struct Cli {
+    #[command(flatten)]
+    args: SiteRiskArgs,
 
     #[command(flatten)]
     common: CommonArgs,
 }
 
 fn main() {
-    let a = Args::parse();
-    harness::run(SiteRiskBatch::new(
-        a.curves,
-        a.scenario,
-        a.chunk_sites as usize,
-        a.force,
-        a.common,
-    ))
+    let cli = Cli::parse();
+    harness::run(SiteRiskBatch::new(cli.args, cli.common))
 }

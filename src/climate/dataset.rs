@@ -157,7 +157,7 @@ pub fn identify(globals: &BTreeMap<String, String>, file_name: &str) -> FileIden
 
 /// An operator's `--scenario` / `--model` / `--member`: `NAME` names inputs that lack the field
 /// and selects those that have it equal to NAME; `OLD=NEW` relabels inputs whose field is OLD.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub enum Label {
     Name(String),
     Relabel { from: String, to: String },
@@ -179,6 +179,13 @@ impl FromStr for Label {
                  or OLD=NEW (relabels inputs whose attribute is OLD)"
             )),
         }
+    }
+}
+
+/// As written on the command line (`NAME` or `OLD=NEW`).
+impl Serialize for Label {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
     }
 }
 

@@ -31,6 +31,23 @@ pub fn parse_age(s: &str) -> Result<Duration, String> {
         .map_err(|e| format!("{e}: write a duration like 90s, 5m, 2h or 250ms"))
 }
 
+/// Serde for a duration flag as people write it (`"90s"`, `"5m"`), so the
+/// ledger records `--timeout 5m` as `"5m"`.
+pub mod duration_text {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&super::format_duration(*d))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        super::parse_age(&text).map_err(serde::de::Error::custom)
+    }
+}
+
 /// A duration parser for a flag that must lie within `[min, max]`, so a
 /// value the run cannot work with (`--heartbeat 0s`) is refused at parse
 /// time (exit 2) instead of panicking later.

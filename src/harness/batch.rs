@@ -384,7 +384,7 @@ impl<'a, J: Job> Batch<'a, J> {
                     Some(f @ (Fault::Hang | Fault::Block | Fault::Fail)) => {
                         Err(fault::act_out(f, ctx.ordinal).await)
                     }
-                    None => job.run_task(ctx).await,
+                    None => job.run_payload(ctx).await,
                 }
             };
             match tokio::time::timeout(limit, database::as_task(seq, work)).await {

@@ -5,8 +5,9 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use deadpool_postgres::Pool;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -22,6 +23,17 @@ use super::ledger::RunMetrics;
 pub struct TaskSpec {
     pub key: String,
     pub payload: serde_json::Value,
+}
+
+impl TaskSpec {
+    /// A chunk of a job under `key`, its payload encoded from the job's
+    /// [`Job::Chunk`].
+    pub fn new(key: impl Into<String>, chunk: &impl Serialize) -> Result<TaskSpec> {
+        let key = key.into();
+        let payload = serde_json::to_value(chunk)
+            .with_context(|| format!("encoding the payload of chunk {key}"))?;
+        Ok(TaskSpec { key, payload })
+    }
 }
 
 /// What a run will do.
@@ -69,22 +81,53 @@ pub struct TaskOutput {
     pub rows_written: u64,
 }
 
-/// A job binary's job. `run_task` must be safe to run again for the same
-/// task (idempotent writes): resumed chunks and dead letters do exactly that.
+/// A job binary's job, defined once by two types: its arguments (the clap
+/// flags, also what the ledger records) and its chunk (what one unit of
+/// work needs, also the dead letter's payload). `run_task` must be safe to
+/// run again for the same chunk (idempotent writes): resumed chunks and
+/// dead letters do exactly that.
 pub trait Job: Send + Sync + 'static {
+    /// The job's own flags (never secrets): parsed by clap in the binary and
+    /// recorded as they are in `job_runs.args`.
+    type Args: Serialize;
+    /// One chunk's payload: written to `run_chunks` and `dead_letters`, and
+    /// decoded into this type before `run_task` sees it.
+    type Chunk: Serialize + DeserializeOwned + Send + 'static;
+
     /// The job's name in jobs.yaml, job_runs and dead_letters.
     fn name(&self) -> &'static str;
 
     fn common(&self) -> &CommonArgs;
 
-    /// The job's own arguments as recorded in the ledger (never secrets).
-    fn args(&self) -> serde_json::Value;
+    fn args(&self) -> &Self::Args;
 
-    /// Validates inputs and decides the tasks. Errors marked `BadInput` end
-    /// the run with exit 65 before anything is written.
+    /// Validates inputs and decides the chunks (`TaskSpec::new(key,
+    /// &chunk)`). Errors marked `BadInput` end the run with exit 65 before
+    /// anything is written.
     fn plan(&self, ctx: &PlanContext) -> impl Future<Output = Result<Plan>> + Send;
 
-    fn run_task(&self, ctx: TaskContext) -> impl Future<Output = Result<TaskOutput>> + Send;
+    fn run_task(
+        &self,
+        ctx: TaskContext,
+        chunk: Self::Chunk,
+    ) -> impl Future<Output = Result<TaskOutput>> + Send;
+
+    /// Decodes the chunk's payload into [`Job::Chunk`] and runs it: a
+    /// payload that is not this job's chunk (a hand-edited dead letter) is
+    /// an error of that chunk, named, never a panic.
+    fn run_payload(&self, ctx: TaskContext) -> impl Future<Output = Result<TaskOutput>> + Send {
+        async move {
+            let chunk: Self::Chunk =
+                serde_json::from_value(ctx.payload.clone()).with_context(|| {
+                    format!(
+                        "chunk {}: its payload is not a {} chunk",
+                        ctx.key,
+                        self.name()
+                    )
+                })?;
+            self.run_task(ctx, chunk).await
+        }
+    }
 
     /// Job-specific counts for the summary line (e.g. windows too short to
     /// fit); `null` for none.
@@ -137,6 +180,6 @@ impl<J: Job> TaskExecutor for J {
         &self,
         ctx: TaskContext,
     ) -> Pin<Box<dyn Future<Output = Result<TaskOutput>> + Send + '_>> {
-        Box::pin(self.run_task(ctx))
+        Box::pin(self.run_payload(ctx))
     }
 }

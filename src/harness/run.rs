@@ -354,7 +354,8 @@ impl<J: Job> Controller<J> {
         if common.run.dry_run {
             return Ok(Err(self.dry_run(&db, stop).await));
         }
-        let args = self.job.args();
+        let args = serde_json::to_value(self.job.args())
+            .context("encoding the job's arguments for the ledger")?;
         let joined = match common.run.execution() {
             None => {
                 bounded(

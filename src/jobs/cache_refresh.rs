@@ -18,9 +18,24 @@ pub const JOB_NAME: &str = "cache-refresh";
 /// The tables the cache is built from; a change to any forces a rebuild.
 const SOURCES: [&str; 3] = ["regions", "hazard_results", "probability_results"];
 
+/// cache-refresh's flags.
+#[derive(Debug, Clone, clap::Args, serde::Serialize, serde::Deserialize)]
+pub struct CacheRefreshArgs {
+    /// Rebuild even if no source table changed since the last refresh.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// The one chunk: the source versions the build starts from, recorded with
+/// the cache so the next run knows whether anything changed.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Rebuild {
+    pub source_versions: serde_json::Value,
+}
+
 #[derive(Debug, Clone)]
 pub struct CacheRefresh {
-    pub force: bool,
+    pub args: CacheRefreshArgs,
     pub common: CommonArgs,
 }
 
@@ -43,6 +58,9 @@ async fn source_versions(client: &impl tokio_postgres::GenericClient) -> Result<
 }
 
 impl Job for CacheRefresh {
+    type Args = CacheRefreshArgs;
+    type Chunk = Rebuild;
+
     fn name(&self) -> &'static str {
         JOB_NAME
     }
@@ -51,8 +69,8 @@ impl Job for CacheRefresh {
         &self.common
     }
 
-    fn args(&self) -> serde_json::Value {
-        json!({ "force": self.force })
+    fn args(&self) -> &CacheRefreshArgs {
+        &self.args
     }
 
     async fn plan(&self, ctx: &PlanContext) -> Result<Plan> {
@@ -80,7 +98,7 @@ impl Job for CacheRefresh {
             plan.description.push(format!(
                 "current cache: generation {generation}, {rows} rows, refreshed {at}"
             ));
-            if built_from == versions && !self.force {
+            if built_from == versions && !self.args.force {
                 plan.up_to_date = Some(format!(
                     "regions, hazard_results and probability_results unchanged since the refresh at {at}; nothing to do (--force rebuilds)"
                 ));
@@ -90,19 +108,17 @@ impl Job for CacheRefresh {
         plan.description.push(format!(
             "rebuild from {regions} region(s); source versions {versions}"
         ));
-        plan.tasks.push(TaskSpec {
-            key: "rebuild".into(),
-            payload: json!({ "source_versions": versions }),
-        });
+        plan.tasks.push(TaskSpec::new(
+            "rebuild",
+            &Rebuild {
+                source_versions: versions,
+            },
+        )?);
         Ok(plan)
     }
 
-    async fn run_task(&self, ctx: TaskContext) -> Result<TaskOutput> {
-        let versions = ctx
-            .payload
-            .get("source_versions")
-            .cloned()
-            .unwrap_or(json!({}));
+    async fn run_task(&self, ctx: TaskContext, chunk: Rebuild) -> Result<TaskOutput> {
+        let versions = chunk.source_versions;
         let mut client = ctx
             .pool
             .get()

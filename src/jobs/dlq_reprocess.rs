@@ -13,8 +13,8 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
-use serde_json::json;
 
+use crate::harness::args::{duration_text, parse_duration};
 use crate::harness::chunks;
 use crate::harness::dead_letter::{
     self, ClaimedLetter, DeadLetter, DueFilter, FailedAttempt, backoff, jitter_unit,
@@ -23,16 +23,36 @@ use crate::harness::{CommonArgs, Job, Plan, PlanContext, TaskContext, TaskOutput
 
 pub const JOB_NAME: &str = "dlq-reprocess";
 
+/// dlq-reprocess's flags.
+#[derive(Debug, Clone, clap::Args, serde::Serialize, serde::Deserialize)]
+pub struct DlqReprocessArgs {
+    /// Only letters of this job.
+    #[arg(long)]
+    pub job: Option<String>,
+
+    /// At most this many letters per run.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(i64).range(1..))]
+    pub limit: i64,
+
+    /// Failed attempts (the original failure included) after which a letter is dead.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_attempts: u32,
+
+    /// Wait after the first failed re-run (between half and all of it: jitter);
+    /// doubles after each further failure.
+    #[arg(long, default_value = "1m", value_parser = parse_duration)]
+    #[serde(with = "duration_text")]
+    pub backoff: Duration,
+
+    /// Longest wait between attempts.
+    #[arg(long, default_value = "6h", value_parser = parse_duration)]
+    #[serde(with = "duration_text")]
+    pub max_backoff: Duration,
+}
+
 #[derive(Debug, Clone)]
 pub struct DlqReprocess {
-    /// Only letters of this job.
-    pub job: Option<String>,
-    /// At most this many letters per run.
-    pub limit: i64,
-    /// Failed attempts after which a letter is `dead`.
-    pub max_attempts: u32,
-    pub backoff: Duration,
-    pub max_backoff: Duration,
+    pub args: DlqReprocessArgs,
     pub common: CommonArgs,
 }
 
@@ -43,6 +63,9 @@ impl DlqReprocess {
 }
 
 impl Job for DlqReprocess {
+    type Args = DlqReprocessArgs;
+    type Chunk = ClaimedLetter;
+
     fn name(&self) -> &'static str {
         JOB_NAME
     }
@@ -51,14 +74,8 @@ impl Job for DlqReprocess {
         &self.common
     }
 
-    fn args(&self) -> serde_json::Value {
-        json!({
-            "job": self.job,
-            "limit": self.limit,
-            "max_attempts": self.max_attempts,
-            "backoff_ms": self.backoff.as_millis() as u64,
-            "max_backoff_ms": self.max_backoff.as_millis() as u64,
-        })
+    fn args(&self) -> &DlqReprocessArgs {
+        &self.args
     }
 
     async fn plan(&self, ctx: &PlanContext) -> Result<Plan> {
@@ -68,9 +85,9 @@ impl Job for DlqReprocess {
             .await
             .context("getting a database connection")?;
         let filter = DueFilter {
-            job: self.job.as_deref(),
+            job: self.args.job.as_deref(),
             jobs: super::reprocessable_jobs(),
-            limit: self.limit,
+            limit: self.args.limit,
         };
         let letters = if ctx.dry_run {
             dead_letter::peek_due(&client, filter).await?
@@ -92,19 +109,12 @@ impl Job for DlqReprocess {
         }
         plan.tasks = letters
             .into_iter()
-            .map(|l| {
-                Ok(TaskSpec {
-                    key: format!("letter-{}", l.id),
-                    payload: serde_json::to_value(&l).context("encoding a letter")?,
-                })
-            })
+            .map(|l| TaskSpec::new(format!("letter-{}", l.id), &l))
             .collect::<Result<_>>()?;
         Ok(plan)
     }
 
-    async fn run_task(&self, ctx: TaskContext) -> Result<TaskOutput> {
-        let letter: ClaimedLetter =
-            serde_json::from_value(ctx.payload).context("decoding the claimed letter")?;
+    async fn run_task(&self, ctx: TaskContext, letter: ClaimedLetter) -> Result<TaskOutput> {
         let executor = super::executor_for(&letter.job, &self.common)
             .ok_or_else(|| anyhow!("no task executor for job {:?}", letter.job))?;
         tracing::info!(letter = letter.id, job = %letter.job, task = %letter.task_key, "re-running");
@@ -147,7 +157,7 @@ impl Job for DlqReprocess {
             error: failure.error,
             run_id: failure.run_id,
         };
-        if attempts >= self.max_attempts {
+        if attempts >= self.args.max_attempts {
             dead_letter::bury(client, &attempt).await?;
             tracing::warn!(
                 letter = letter.id,
@@ -159,8 +169,8 @@ impl Job for DlqReprocess {
             // counts the failed re-runs: `backoff` after the first, doubling.
             let wait = backoff(
                 attempts - 1,
-                self.backoff,
-                self.max_backoff,
+                self.args.backoff,
+                self.args.max_backoff,
                 jitter_unit(letter.id, attempts),
             );
             dead_letter::reschedule(client, &attempt, wait).await?;

@@ -51,19 +51,73 @@ pub struct Labels {
     pub member: Option<Label>,
 }
 
-/// The job's own arguments (see the binary's --help).
+/// hazard-timeseries-batch's flags.
+#[derive(Debug, Clone, clap::Args, Serialize)]
+pub struct HazardArgs {
+    /// CF NetCDF inputs: files, directories (walked recursively for *.nc)
+    /// and glob patterns (`*`, `?`, `[..]`); repeat the flag or give several
+    /// after it. Paths are never split on commas. Without --input, the
+    /// environment variable CLIMATE_JOBS_INPUT is read: inputs separated by
+    /// newlines or `:` (never a comma).
+    #[arg(long = "input", value_name = "FILE|DIR|PATTERN", num_args = 1..)]
+    pub inputs: Vec<PathBuf>,
+
+    /// Scenario. NAME names inputs without an `experiment_id` and selects
+    /// those whose experiment is NAME (matching no input is an error, exit
+    /// 2); OLD=NEW relabels inputs whose experiment is OLD (logged).
+    #[arg(long, value_name = "NAME|OLD=NEW")]
+    pub scenario: Option<Label>,
+
+    /// Model, as --scenario: CMIP6 `source_id`; CORDEX
+    /// `<driving model>/<regional model>`. Inputs without one are `unknown`.
+    #[arg(long, value_name = "NAME|OLD=NEW")]
+    pub model: Option<Label>,
+
+    /// Member, as --scenario: CMIP6 `variant_label`; CORDEX the driving
+    /// model's member. Inputs without one are `unknown`.
+    #[arg(long, value_name = "NAME|OLD=NEW")]
+    pub member: Option<Label>,
+
+    /// Only these calendar years, e.g. 2021..2040 (both ends included) or 2030.
+    #[arg(long)]
+    pub years: Option<YearRange>,
+
+    /// Only these hazards (comma-separated): extreme_heat, extreme_cold,
+    /// drought, urban_flood, river_flood.
+    #[arg(long, value_delimiter = ',')]
+    pub hazards: Option<Vec<String>>,
+
+    /// Only these grid points: `all`, an index range in file order `0..499`
+    /// (both ends included), or `bbox:LAT_MIN,LON_MIN,LAT_MAX,LON_MAX`.
+    #[arg(long, default_value = "all")]
+    pub points: PointSelection,
+
+    /// Grid points per chunk: the unit of commit, resume and retry. 0 (the
+    /// default) picks two chunks per concurrent task, between 250 and 2,000.
+    #[arg(long, default_value_t = 0)]
+    pub chunk_points: u32,
+
+    /// Recompute inputs even if unchanged since their last full run.
+    #[arg(long)]
+    pub force: bool,
+
+    /// Name of the daily maximum temperature variable.
+    #[arg(long, default_value = "tasmax")]
+    pub tasmax_var: String,
+    /// Name of the daily minimum temperature variable.
+    #[arg(long, default_value = "tasmin")]
+    pub tasmin_var: String,
+    /// Name of the precipitation variable.
+    #[arg(long, default_value = "pr")]
+    pub pr_var: String,
+}
+
 #[derive(Debug)]
 pub struct HazardBatch {
-    /// Files, directories and patterns, as given.
-    pub inputs: Vec<PathBuf>,
+    pub args: HazardArgs,
+    /// `--scenario`, `--model`, `--member` together.
     pub labels: Labels,
-    pub years: Option<YearRange>,
-    /// Risk types to compute; None = all.
-    pub hazards: Option<Vec<String>>,
-    pub points: PointSelection,
-    /// Grid points per chunk; 0 = [`auto_chunk_points`].
-    pub chunk_points: usize,
-    pub force: bool,
+    /// The variable names of `--tasmax-var`, `--tasmin-var`, `--pr-var`.
     pub names: VariableNames,
     pub common: CommonArgs,
     /// Datasets planned in this run, recorded once all their chunks are done.
@@ -111,26 +165,28 @@ pub struct ChunkPayload {
 }
 
 impl HazardBatch {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        inputs: Vec<PathBuf>,
-        labels: Labels,
-        years: Option<YearRange>,
-        hazards: Option<Vec<String>>,
-        points: PointSelection,
-        chunk_points: usize,
-        force: bool,
-        names: VariableNames,
-        common: CommonArgs,
-    ) -> Self {
+    /// The job for these flags. Without `--input`, the inputs come from
+    /// `CLIMATE_JOBS_INPUT` (newline- or `:`-separated, never commas), so the
+    /// ledger records the inputs the run really read.
+    pub fn new(mut args: HazardArgs, common: CommonArgs) -> Self {
+        if args.inputs.is_empty()
+            && let Ok(v) = std::env::var("CLIMATE_JOBS_INPUT")
+        {
+            args.inputs = super::inputs::split_env_inputs(&v);
+        }
+        let labels = Labels {
+            scenario: args.scenario.clone(),
+            model: args.model.clone(),
+            member: args.member.clone(),
+        };
+        let names = VariableNames {
+            tasmax: args.tasmax_var.clone(),
+            tasmin: args.tasmin_var.clone(),
+            pr: args.pr_var.clone(),
+        };
         Self {
-            inputs,
+            args,
             labels,
-            years,
-            hazards,
-            points,
-            chunk_points,
-            force,
             names,
             common,
             planned: Mutex::new(Vec::new()),
@@ -141,7 +197,7 @@ impl HazardBatch {
     }
 
     fn selected_hazards(&self) -> Result<Vec<Hazard>> {
-        select_hazards(self.hazards.as_deref())
+        select_hazards(self.args.hazards.as_deref())
     }
 
     /// Everything that identifies the work apart from the files themselves.
@@ -150,10 +206,11 @@ impl HazardBatch {
         format!(
             "hazards={};years={};points={};vars={},{},{}",
             names.join(","),
-            self.years
+            self.args
+                .years
                 .map(|y| y.to_string())
                 .unwrap_or_else(|| "all".into()),
-            self.points,
+            self.args.points,
             self.names.tasmax,
             self.names.tasmin,
             self.names.pr
@@ -417,6 +474,9 @@ fn label_files(
 }
 
 impl Job for HazardBatch {
+    type Args = HazardArgs;
+    type Chunk = ChunkPayload;
+
     fn name(&self) -> &'static str {
         JOB_NAME
     }
@@ -425,19 +485,8 @@ impl Job for HazardBatch {
         &self.common
     }
 
-    fn args(&self) -> serde_json::Value {
-        let label = |l: &Option<Label>| l.as_ref().map(|l| l.to_string());
-        json!({
-            "inputs": self.inputs,
-            "scenario": label(&self.labels.scenario),
-            "model": label(&self.labels.model),
-            "member": label(&self.labels.member),
-            "years": self.years.map(|y| y.to_string()),
-            "hazards": self.hazards,
-            "points": self.points.to_string(),
-            "chunk_points": self.chunk_points,
-            "force": self.force,
-        })
+    fn args(&self) -> &HazardArgs {
+        &self.args
     }
 
     fn counters(&self) -> serde_json::Value {
@@ -448,14 +497,14 @@ impl Job for HazardBatch {
     }
 
     async fn plan(&self, ctx: &PlanContext) -> Result<Plan> {
-        if self.inputs.is_empty() {
+        if self.args.inputs.is_empty() {
             return Err(
                 UsageError("no input: give one or more --input FILE|DIR|PATTERN".into()).into(),
             );
         }
         let hazards = self.selected_hazards()?;
         let needed = needed_variables(&hazards);
-        let files = expand_inputs(&self.inputs)?;
+        let files = expand_inputs(&self.args.inputs)?;
         let (names, v) = (self.names.clone(), needed.clone());
         let surveys = tokio::task::spawn_blocking(move || {
             files
@@ -561,7 +610,7 @@ impl Job for HazardBatch {
             let Some(span_years) = s.years else {
                 return Err(BadInput(format!("dataset {key}: the time axis is empty")).into());
             };
-            let years = match self.years {
+            let years = match self.args.years {
                 Some(wanted) => match wanted.intersect(&span_years) {
                     Some(y) => Some(y),
                     None => {
@@ -575,11 +624,14 @@ impl Job for HazardBatch {
                 },
                 None => None,
             };
-            let Some(range) = self.points.covering_range(&s.points) else {
-                out_of_scope.push(format!("dataset {key} has no point in {}", self.points));
+            let Some(range) = self.args.points.covering_range(&s.points) else {
+                out_of_scope.push(format!(
+                    "dataset {key} has no point in {}",
+                    self.args.points
+                ));
                 plan.description.push(format!(
                     "dataset {key}: no grid point selected by --points {}; skipped",
-                    self.points
+                    self.args.points
                 ));
                 continue;
             };
@@ -600,7 +652,7 @@ impl Job for HazardBatch {
                 key.grid,
                 stable_hash(&file_list)
             );
-            let mut all_unchanged = !self.force;
+            let mut all_unchanged = !self.args.force;
             let mut last_run = None;
             for (f, _) in &s.files {
                 if !all_unchanged {
@@ -626,7 +678,7 @@ impl Job for HazardBatch {
             let hazard_names: Vec<String> =
                 computable.iter().map(|h| h.risk_type.to_string()).collect();
             let file_refs: Vec<FileRef> = s.files.iter().map(|(f, _)| f.clone()).collect();
-            let per_chunk = match self.chunk_points {
+            let per_chunk = match self.args.chunk_points as usize {
                 0 => auto_chunk_points(range.len(), usize::from(self.common.run.concurrency)),
                 n => n,
             };
@@ -639,7 +691,7 @@ impl Job for HazardBatch {
                     attributes: attributes.clone(),
                     files: file_refs.clone(),
                     points: [start, end],
-                    selection: self.points,
+                    selection: self.args.points,
                     years,
                     hazards: hazard_names.clone(),
                     variables: [
@@ -648,13 +700,13 @@ impl Job for HazardBatch {
                         self.names.pr.clone(),
                     ],
                 };
-                plan.tasks.push(TaskSpec {
-                    key: format!(
+                plan.tasks.push(TaskSpec::new(
+                    format!(
                         "{}/{}/{}/{}:{start}-{end}",
                         key.scenario, key.model, key.member, key.grid
                     ),
-                    payload: serde_json::to_value(&payload).context("encoding a chunk payload")?,
-                });
+                    &payload,
+                )?);
                 chunks += 1;
             }
             let gaps: Vec<String> = s
@@ -690,10 +742,11 @@ impl Job for HazardBatch {
             if !out_of_scope.is_empty() {
                 return Err(UsageError(format!(
                     "--years {} / --points {} match no input: {}",
-                    self.years
+                    self.args
+                        .years
                         .map(|y| y.to_string())
                         .unwrap_or_else(|| "all".into()),
-                    self.points,
+                    self.args.points,
                     out_of_scope.join("; ")
                 ))
                 .into());
@@ -717,7 +770,7 @@ impl Job for HazardBatch {
         // Same inputs and scope → same key: a run cut short is resumed. A
         // forced run is new work by definition.
         let mut key = format!("{}|{hazard_scope}", stable_hash(&key_material));
-        if self.force {
+        if self.args.force {
             key.push_str(&format!("|force:{}", ctx.execution));
         }
         plan.resume_key = Some(key);
@@ -725,9 +778,7 @@ impl Job for HazardBatch {
         Ok(plan)
     }
 
-    async fn run_task(&self, ctx: TaskContext) -> Result<TaskOutput> {
-        let chunk: ChunkPayload =
-            serde_json::from_value(ctx.payload).context("decoding the chunk payload")?;
+    async fn run_task(&self, ctx: TaskContext, chunk: ChunkPayload) -> Result<TaskOutput> {
         let hazards = select_hazards(Some(&chunk.hazards))?;
         let names = VariableNames {
             tasmax: chunk.variables[0].clone(),
@@ -863,14 +914,16 @@ impl Job for HazardBatch {
             for f in &dataset.files {
                 input_files::record(
                     &*tx,
-                    JOB_NAME,
-                    &f.path,
-                    &f.fingerprint,
-                    &dataset.scope,
-                    &dataset.key.scenario,
-                    i32::try_from(dataset.points).unwrap_or(i32::MAX),
-                    i64::try_from(written).unwrap_or(i64::MAX),
-                    ctx.run_id,
+                    &input_files::Processed {
+                        job: JOB_NAME,
+                        path: &f.path,
+                        fingerprint: &f.fingerprint,
+                        scope: &dataset.scope,
+                        scenario: &dataset.key.scenario,
+                        points: i32::try_from(dataset.points).unwrap_or(i32::MAX),
+                        rows_written: i64::try_from(written).unwrap_or(i64::MAX),
+                        run_id: ctx.run_id,
+                    },
                 )
                 .await?;
             }

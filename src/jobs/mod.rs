@@ -9,9 +9,7 @@ pub mod inputs;
 pub mod probability_batch;
 pub mod site_risk;
 
-use crate::climate::VariableNames;
 use crate::harness::{CommonArgs, TaskExecutor};
-use crate::scope::PointSelection;
 use canary::Canary;
 
 /// Every job with a binary of its own (`src/bin/<name>.rs`), by its name in
@@ -28,52 +26,68 @@ pub const JOB_NAMES: &[&str] = &[
 /// Jobs whose dead letters `dlq-reprocess` can re-run.
 pub fn reprocessable_jobs() -> &'static [&'static str] {
     &[
-        "canary",
+        canary::JOB_NAME,
         hazard_timeseries::JOB_NAME,
         probability_batch::JOB_NAME,
         site_risk::JOB_NAME,
     ]
 }
 
+/// The arguments a job gets when no flag is given: the defaults declared on
+/// its clap fields, so they are written once. For re-running dead letters,
+/// whose payload carries everything the chunk needs; environment fallbacks
+/// are read as for any run.
+pub fn default_args<A: clap::Args + clap::FromArgMatches>() -> Option<A> {
+    let command = A::augment_args(clap::Command::new("defaults")).mut_args(|a| a.required(false));
+    let matches = command.try_get_matches_from(["defaults"]).ok()?;
+    A::from_arg_matches(&matches).ok()
+}
+
 /// The task code of `job`, for re-running its dead letters. A letter's
-/// payload carries everything the task needs, so the executor is built with
-/// neutral arguments.
+/// payload carries everything the chunk needs, so the executor is built with
+/// default arguments.
 pub fn executor_for(job: &str, common: &CommonArgs) -> Option<Box<dyn TaskExecutor>> {
+    let common = common.clone();
     match job {
-        "canary" => Some(Box::new(Canary {
-            tasks: 0,
-            task_duration: std::time::Duration::ZERO,
-            common: common.clone(),
+        canary::JOB_NAME => Some(Box::new(Canary {
+            args: default_args()?,
+            common,
         })),
         hazard_timeseries::JOB_NAME => Some(Box::new(hazard_timeseries::HazardBatch::new(
-            Vec::new(),
-            hazard_timeseries::Labels::default(),
-            None,
-            None,
-            PointSelection::All,
-            1,
-            false,
-            VariableNames::default(),
-            common.clone(),
+            default_args()?,
+            common,
         ))),
         probability_batch::JOB_NAME => Some(Box::new(probability_batch::ProbabilityBatch::new(
-            None,
-            None,
-            None,
-            PointSelection::All,
-            crate::probability::DEFAULT_WINDOW,
-            crate::probability::DEFAULT_MIN_YEARS,
-            1,
-            false,
-            common.clone(),
+            default_args()?,
+            common,
         ))),
         site_risk::JOB_NAME => Some(Box::new(site_risk::SiteRiskBatch::new(
-            None,
-            None,
-            1,
-            false,
-            common.clone(),
+            default_args()?,
+            common,
         ))),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        common: CommonArgs,
+    }
+
+    /// Every job whose letters dlq-reprocess takes has task code to run
+    /// them with: its arguments' declared defaults parse without a flag.
+    #[test]
+    fn every_reprocessable_job_has_an_executor() {
+        let common = Cli::parse_from(["test"]).common;
+        for job in reprocessable_jobs() {
+            assert!(executor_for(job, &common).is_some(), "{job}");
+        }
+        assert!(executor_for("no-such-job", &common).is_none());
     }
 }

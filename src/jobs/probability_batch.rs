@@ -24,7 +24,8 @@ use crate::harness::{
     CommonArgs, Job, Plan, PlanContext, TaskContext, TaskOutput, TaskSpec, UsageError,
 };
 use crate::probability::{
-    Fitted, Fitter, ProbabilityConfig, default_config, default_configs, window_into,
+    DEFAULT_MIN_YEARS, DEFAULT_WINDOW, Fitted, Fitter, ProbabilityConfig, default_config,
+    default_configs, window_into,
 };
 use crate::scope::{PointSelection, YearRange};
 use crate::store::input_files::{self, stable_hash};
@@ -35,17 +36,46 @@ pub const JOB_NAME: &str = "probability-batch";
 /// `input_files.path` under which the hazard rows' version is recorded.
 const SOURCE: &str = "table:hazard_results";
 
+/// probability-batch's flags.
+#[derive(Debug, Clone, clap::Args, Serialize, Deserialize)]
+pub struct ProbabilityArgs {
+    /// Only these scenarios (comma-separated).
+    #[arg(long = "scenario", value_name = "SCENARIO", value_delimiter = ',')]
+    pub scenarios: Option<Vec<String>>,
+
+    /// Only these target years, e.g. 2030..2050 (windows may reach beyond).
+    #[arg(long)]
+    pub years: Option<YearRange>,
+
+    /// Only these hazards (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub hazards: Option<Vec<String>>,
+
+    /// Only these grid points: `all`, a grid id range `1..500` (both ends
+    /// included), or `bbox:LAT_MIN,LON_MIN,LAT_MAX,LON_MAX`.
+    #[arg(long, default_value = "all")]
+    pub points: PointSelection,
+
+    /// Window length in years around the target year.
+    #[arg(long, default_value_t = DEFAULT_WINDOW)]
+    pub window: usize,
+
+    /// Fewest values in a window to fit it.
+    #[arg(long, default_value_t = DEFAULT_MIN_YEARS)]
+    pub min_years: usize,
+
+    /// Grid points per chunk: the unit of commit, resume and retry.
+    #[arg(long, default_value_t = 250, value_parser = clap::value_parser!(u32).range(1..))]
+    pub chunk_points: u32,
+
+    /// Recompute even if hazard_results is unchanged since the last full run.
+    #[arg(long)]
+    pub force: bool,
+}
+
 #[derive(Debug)]
 pub struct ProbabilityBatch {
-    pub scenarios: Option<Vec<String>>,
-    pub years: Option<YearRange>,
-    pub hazards: Option<Vec<String>>,
-    /// Grid ids (`0..499` = ids 0 to 499) or a bounding box.
-    pub points: PointSelection,
-    pub window: usize,
-    pub min_years: usize,
-    pub chunk_points: usize,
-    pub force: bool,
+    pub args: ProbabilityArgs,
     pub common: CommonArgs,
     planned: Mutex<Option<(String, String, usize)>>,
     too_short: AtomicU64,
@@ -63,35 +93,22 @@ pub struct ChunkPayload {
 }
 
 impl ProbabilityBatch {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        scenarios: Option<Vec<String>>,
-        years: Option<YearRange>,
-        hazards: Option<Vec<String>>,
-        points: PointSelection,
-        window: usize,
-        min_years: usize,
-        chunk_points: usize,
-        force: bool,
-        common: CommonArgs,
-    ) -> Self {
+    pub fn new(args: ProbabilityArgs, common: CommonArgs) -> Self {
         Self {
-            scenarios,
-            years,
-            hazards,
-            points,
-            window,
-            min_years,
-            chunk_points: chunk_points.max(1),
-            force,
+            args,
             common,
             planned: Mutex::new(None),
             too_short: AtomicU64::new(0),
         }
     }
 
+    /// Grid points per chunk (at least one).
+    fn chunk_points(&self) -> usize {
+        usize::try_from(self.args.chunk_points).unwrap_or(1).max(1)
+    }
+
     fn configs(&self) -> Result<Vec<ProbabilityConfig>> {
-        select_configs(self.hazards.as_deref())
+        select_configs(self.args.hazards.as_deref())
     }
 }
 
@@ -194,6 +211,9 @@ pub fn fit_series(
 }
 
 impl Job for ProbabilityBatch {
+    type Args = ProbabilityArgs;
+    type Chunk = ChunkPayload;
+
     fn name(&self) -> &'static str {
         JOB_NAME
     }
@@ -202,17 +222,8 @@ impl Job for ProbabilityBatch {
         &self.common
     }
 
-    fn args(&self) -> serde_json::Value {
-        json!({
-            "scenarios": self.scenarios,
-            "years": self.years.map(|y| y.to_string()),
-            "hazards": self.hazards,
-            "points": self.points.to_string(),
-            "window": self.window,
-            "min_years": self.min_years,
-            "chunk_points": self.chunk_points,
-            "force": self.force,
-        })
+    fn args(&self) -> &ProbabilityArgs {
+        &self.args
     }
 
     fn counters(&self) -> serde_json::Value {
@@ -220,10 +231,10 @@ impl Job for ProbabilityBatch {
     }
 
     async fn plan(&self, ctx: &PlanContext) -> Result<Plan> {
-        if self.min_years == 0 || self.min_years > self.window {
+        if self.args.min_years == 0 || self.args.min_years > self.args.window {
             return Err(UsageError(format!(
                 "--min-years {} must be between 1 and --window {}",
-                self.min_years, self.window
+                self.args.min_years, self.args.window
             ))
             .into());
         }
@@ -246,20 +257,22 @@ impl Job for ProbabilityBatch {
         let fingerprint = format!("v{version}");
         let scope = format!(
             "scenarios={};hazards={};years={};points={};window={};min_years={}",
-            self.scenarios
+            self.args
+                .scenarios
                 .as_ref()
                 .map(|s| s.join(","))
                 .unwrap_or_else(|| "all".into()),
             hazards.join(","),
-            self.years
+            self.args
+                .years
                 .map(|y| y.to_string())
                 .unwrap_or_else(|| "all".into()),
-            self.points,
-            self.window,
-            self.min_years
+            self.args.points,
+            self.args.window,
+            self.args.min_years
         );
         let mut plan = Plan::default();
-        if !self.force
+        if !self.args.force
             && let Some(prev) = input_files::lookup(&**client, JOB_NAME, SOURCE).await?
             && prev.fingerprint == fingerprint
             && prev.scope == scope
@@ -276,36 +289,35 @@ impl Job for ProbabilityBatch {
             .context("reading grid_points")?
             .iter()
             .filter(|r| {
-                self.points
+                self.args
+                    .points
                     .selects(r.get::<_, i32>(0) as usize, r.get(1), r.get(2))
             })
             .map(|r| r.get(0))
             .collect();
-        for chunk in ids.chunks(self.chunk_points) {
+        for chunk in ids.chunks(self.chunk_points()) {
             let (first, last) = (chunk[0], chunk[chunk.len() - 1]);
             let payload = ChunkPayload {
                 grid_ids: chunk.to_vec(),
-                scenarios: self.scenarios.clone(),
+                scenarios: self.args.scenarios.clone(),
                 hazards: hazards.clone(),
-                years: self.years,
-                window: self.window,
-                min_years: self.min_years,
+                years: self.args.years,
+                window: self.args.window,
+                min_years: self.args.min_years,
             };
-            plan.tasks.push(TaskSpec {
-                key: format!("grid:{first}-{last}"),
-                payload: serde_json::to_value(&payload).context("encoding a chunk payload")?,
-            });
+            plan.tasks
+                .push(TaskSpec::new(format!("grid:{first}-{last}"), &payload)?);
         }
         plan.description.push(format!(
             "{} grid point(s) in {} chunk(s); hazards {}; window {} years, at least {}; hazard_results version {version}",
             ids.len(),
             plan.tasks.len(),
             hazards.join(","),
-            self.window,
-            self.min_years
+            self.args.window,
+            self.args.min_years
         ));
         let mut key = format!("{}|{scope}", stable_hash(&fingerprint));
-        if self.force {
+        if self.args.force {
             key.push_str(&format!("|force:{}", ctx.execution));
         }
         plan.resume_key = Some(key);
@@ -314,9 +326,7 @@ impl Job for ProbabilityBatch {
         Ok(plan)
     }
 
-    async fn run_task(&self, ctx: TaskContext) -> Result<TaskOutput> {
-        let chunk: ChunkPayload =
-            serde_json::from_value(ctx.payload).context("decoding the chunk payload")?;
+    async fn run_task(&self, ctx: TaskContext, chunk: ChunkPayload) -> Result<TaskOutput> {
         let (Some(&first), Some(&last)) = (chunk.grid_ids.first(), chunk.grid_ids.last()) else {
             return Ok(TaskOutput::default());
         };
@@ -371,14 +381,16 @@ impl Job for ProbabilityBatch {
             .context("getting a database connection")?;
         input_files::record(
             &**client,
-            JOB_NAME,
-            SOURCE,
-            &fingerprint,
-            &scope,
-            "*",
-            i32::try_from(points).unwrap_or(i32::MAX),
-            i64::try_from(metrics.rows_written).unwrap_or(i64::MAX),
-            ctx.run_id,
+            &input_files::Processed {
+                job: JOB_NAME,
+                path: SOURCE,
+                fingerprint: &fingerprint,
+                scope: &scope,
+                scenario: "*",
+                points: i32::try_from(points).unwrap_or(i32::MAX),
+                rows_written: i64::try_from(metrics.rows_written).unwrap_or(i64::MAX),
+                run_id: ctx.run_id,
+            },
         )
         .await
     }

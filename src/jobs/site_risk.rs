@@ -53,13 +53,32 @@ const SOURCE: &str = "table:sites+probability_results";
 /// `risk_type` of the per-site total over hazards.
 pub const ALL_HAZARDS: &str = "all_hazards";
 
+/// site-risk-batch's flags.
+#[derive(Debug, Clone, clap::Args, Serialize, Deserialize)]
+pub struct SiteRiskArgs {
+    /// Vulnerability curve file (CSV: hazard,asset_class,intensity,
+    /// damage_ratio,unit,proxy,source; see README). Default: the curves built
+    /// into the binary, data/vulnerability/curves.csv of the repository.
+    /// `jobctl check --curves FILE` validates one.
+    #[arg(long, env = "CLIMATE_JOBS_CURVES")]
+    pub curves: Option<PathBuf>,
+
+    /// Only these scenarios (comma-separated); each must have probability results.
+    #[arg(long = "scenario", value_name = "SCENARIO", value_delimiter = ',')]
+    pub scenarios: Option<Vec<String>>,
+
+    /// Sites per chunk: the unit of commit, resume and retry.
+    #[arg(long, default_value_t = 250, value_parser = clap::value_parser!(u32).range(1..))]
+    pub chunk_sites: u32,
+
+    /// Recompute every site even if nothing changed since the last full run.
+    #[arg(long)]
+    pub force: bool,
+}
+
 #[derive(Debug)]
 pub struct SiteRiskBatch {
-    /// The curve file; None: the curves built into the binary.
-    pub curves: Option<PathBuf>,
-    pub scenarios: Option<Vec<String>>,
-    pub chunk_sites: usize,
-    pub force: bool,
+    pub args: SiteRiskArgs,
     pub common: CommonArgs,
     planned: Mutex<Option<Planned>>,
     grid: OnceCell<Arc<Vec<(i32, f64, f64)>>>,
@@ -85,18 +104,9 @@ pub struct ChunkPayload {
 }
 
 impl SiteRiskBatch {
-    pub fn new(
-        curves: Option<PathBuf>,
-        scenarios: Option<Vec<String>>,
-        chunk_sites: usize,
-        force: bool,
-        common: CommonArgs,
-    ) -> Self {
+    pub fn new(args: SiteRiskArgs, common: CommonArgs) -> Self {
         Self {
-            curves,
-            scenarios,
-            chunk_sites: chunk_sites.max(1),
-            force,
+            args,
             common,
             planned: Mutex::new(None),
             grid: OnceCell::new(),
@@ -128,7 +138,7 @@ impl SiteRiskBatch {
 
     /// (name for messages, text when from a file, parsed curves).
     fn load_curves(&self) -> Result<(String, Option<String>, CurveSet)> {
-        let (name, text) = match &self.curves {
+        let (name, text) = match &self.args.curves {
             None => (DEFAULT_CURVES_PATH.to_string(), None),
             Some(p) => {
                 let text = std::fs::read_to_string(p).map_err(|e| {
@@ -350,6 +360,9 @@ fn view(r: &ProbabilityRecord) -> BinProbabilities<'_> {
 }
 
 impl Job for SiteRiskBatch {
+    type Args = SiteRiskArgs;
+    type Chunk = ChunkPayload;
+
     fn name(&self) -> &'static str {
         JOB_NAME
     }
@@ -358,13 +371,8 @@ impl Job for SiteRiskBatch {
         &self.common
     }
 
-    fn args(&self) -> serde_json::Value {
-        json!({
-            "curves": self.curves.as_ref().map(|p| p.display().to_string()),
-            "scenarios": self.scenarios,
-            "chunk_sites": self.chunk_sites,
-            "force": self.force,
-        })
+    fn args(&self) -> &SiteRiskArgs {
+        &self.args
     }
 
     fn counters(&self) -> serde_json::Value {
@@ -378,7 +386,7 @@ impl Job for SiteRiskBatch {
             .get()
             .await
             .context("getting a database connection")?;
-        if let Some(scenarios) = &self.scenarios {
+        if let Some(scenarios) = &self.args.scenarios {
             for s in scenarios {
                 let exists: bool = client
                     .query_one(
@@ -410,7 +418,8 @@ impl Job for SiteRiskBatch {
             format!("sites v{sites_version};probability_results v{probability_version}");
         let scope = format!(
             "scenarios={}",
-            self.scenarios
+            self.args
+                .scenarios
                 .as_ref()
                 .map(|s| s.join(","))
                 .unwrap_or_else(|| "all".into())
@@ -428,7 +437,7 @@ impl Job for SiteRiskBatch {
             .collect();
         let mut selected: Vec<&StoredSite> = sites.iter().collect();
         let mut why = "sites or probabilities changed since the last full run".to_string();
-        if self.force {
+        if self.args.force {
             why = "--force".into();
         } else if let Some(prev) = input_files::lookup(&**client, JOB_NAME, SOURCE).await?
             && prev.fingerprint == fingerprint
@@ -473,19 +482,19 @@ impl Job for SiteRiskBatch {
             v
         };
         let payload_curves = curves_text.clone();
-        for (n, chunk) in located.chunks(self.chunk_sites).enumerate() {
+        for (n, chunk) in located
+            .chunks(usize::try_from(self.args.chunk_sites).unwrap_or(1).max(1))
+            .enumerate()
+        {
             let ids: Vec<String> = chunk.iter().map(|s| s.1.site.site_id.clone()).collect();
             let key = format!("sites:{n:05}:{}..{}", ids[0], ids[ids.len() - 1]);
             let payload = ChunkPayload {
                 site_ids: ids,
-                scenarios: self.scenarios.clone(),
+                scenarios: self.args.scenarios.clone(),
                 curves_name: curves_name.clone(),
                 curves_csv: payload_curves.clone(),
             };
-            plan.tasks.push(TaskSpec {
-                key,
-                payload: serde_json::to_value(&payload).context("encoding a chunk payload")?,
-            });
+            plan.tasks.push(TaskSpec::new(key, &payload)?);
         }
         plan.description.push(format!(
             "{} of {} site(s) in {} chunk(s) ({why}); curves {curves_name}; sites version {sites_version}, probability_results version {probability_version}",
@@ -501,7 +510,7 @@ impl Job for SiteRiskBatch {
                 .join(";"),
         );
         let mut key = format!("{}|{curves_hash}|{scope}", stable_hash(&fingerprint));
-        if self.force {
+        if self.args.force {
             key.push_str(&format!("|force:{}", ctx.execution));
         }
         plan.resume_key = Some(key);
@@ -514,9 +523,7 @@ impl Job for SiteRiskBatch {
         Ok(plan)
     }
 
-    async fn run_task(&self, ctx: TaskContext) -> Result<TaskOutput> {
-        let chunk: ChunkPayload =
-            serde_json::from_value(ctx.payload).context("decoding the chunk payload")?;
+    async fn run_task(&self, ctx: TaskContext, chunk: ChunkPayload) -> Result<TaskOutput> {
         if chunk.site_ids.is_empty() {
             return Ok(TaskOutput::default());
         }
@@ -589,14 +596,16 @@ impl Job for SiteRiskBatch {
         site_results::record_curves(&mut client, &planned.curves, ctx.run_id).await?;
         input_files::record(
             &**client,
-            JOB_NAME,
-            SOURCE,
-            &planned.fingerprint,
-            &planned.scope,
-            "*",
-            i32::try_from(planned.sites).unwrap_or(i32::MAX),
-            i64::try_from(metrics.rows_written).unwrap_or(i64::MAX),
-            ctx.run_id,
+            &input_files::Processed {
+                job: JOB_NAME,
+                path: SOURCE,
+                fingerprint: &planned.fingerprint,
+                scope: &planned.scope,
+                scenario: "*",
+                points: i32::try_from(planned.sites).unwrap_or(i32::MAX),
+                rows_written: i64::try_from(metrics.rows_written).unwrap_or(i64::MAX),
+                run_id: ctx.run_id,
+            },
         )
         .await
     }

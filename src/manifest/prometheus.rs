@@ -31,7 +31,7 @@ pub const ALERTS: &[(&str, &str)] = &[
 ];
 
 pub struct RulesOptions {
-    /// Where the README is served, e.g. https://git.example/climate-jobs/blob/main/README.md;
+    /// Where the README is served, e.g. `https://git.example/climate-jobs/blob/main/README.md`;
     /// each alert links to `<base>#<anchor>`.
     pub runbook_base: String,
 }

@@ -16,8 +16,10 @@ pub const GROUP_JOB: &str = "climate_jobs";
 pub const PUSH_BUDGET: Duration = Duration::from_secs(5);
 
 /// Where a job's metrics are published at the end of every run (and by
-/// `jobctl metrics push`).
+/// `jobctl metrics push`). The field docs are `--help` text, written for a
+/// terminal rather than rustdoc.
 #[derive(Debug, Clone, Default, Args)]
+#[allow(rustdoc::bare_urls, rustdoc::invalid_html_tags)]
 pub struct MetricsArgs {
     /// Prometheus Pushgateway to push the run's metrics to, e.g.
     /// http://pushgateway.monitoring:9091. Grouping key job="climate_jobs",

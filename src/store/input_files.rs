@@ -92,19 +92,33 @@ pub async fn lookup(
     }))
 }
 
-/// Records an input as fully processed with `scope`.
-#[allow(clippy::too_many_arguments)]
-pub async fn record(
-    client: &impl GenericClient,
-    job: &str,
-    path: &str,
-    fingerprint: &str,
-    scope: &str,
-    scenario: &str,
-    points: i32,
-    rows_written: i64,
-    run_id: Uuid,
-) -> Result<()> {
+/// An input fully processed by a run: what `input_files` keeps of it.
+#[derive(Debug, Clone, Copy)]
+pub struct Processed<'a> {
+    pub job: &'a str,
+    /// The file, or a source name such as `table:hazard_results`.
+    pub path: &'a str,
+    pub fingerprint: &'a str,
+    pub scope: &'a str,
+    pub scenario: &'a str,
+    pub points: i32,
+    /// This process's rows; the recorded figure is the whole plan's.
+    pub rows_written: i64,
+    pub run_id: Uuid,
+}
+
+/// Records an input as fully processed with its scope.
+pub async fn record(client: &impl GenericClient, input: &Processed<'_>) -> Result<()> {
+    let Processed {
+        job,
+        path,
+        fingerprint,
+        scope,
+        scenario,
+        points,
+        rows_written,
+        run_id,
+    } = *input;
     // The rows of every process that did a share of the plan just
     // completed (an earlier run cut short and resumed, sibling replicas),
     // from the chunks they recorded. The plan is the one this run did
