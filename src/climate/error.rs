@@ -1,11 +1,11 @@
-use std::fmt;
 use std::path::PathBuf;
 
 /// Bad input data: the file, and where it applies the variable, plus what is wrong.
 ///
 /// Displayed as `data/ssp245.nc: variable "pr": unknown units "x" (expected …)` so an operator
 /// can fix the file without reading code; jobs map it to exit code 65.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{}{}: {kind}", path.display(), variable.as_ref().map(|v| format!(": variable \"{v}\"")).unwrap_or_default())]
 pub struct InputError {
     pub path: PathBuf,
     pub variable: Option<String>,
@@ -62,15 +62,3 @@ impl InputError {
         }
     }
 }
-
-impl fmt::Display for InputError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.path.display())?;
-        if let Some(v) = &self.variable {
-            write!(f, ": variable \"{v}\"")?;
-        }
-        write!(f, ": {}", self.kind)
-    }
-}
-
-impl std::error::Error for InputError {}

@@ -4,55 +4,29 @@
 //! (exit code, circuit breaker, dead letter) by looking for one of these
 //! markers in the error chain, or for a database/pool error underneath.
 
-use std::fmt;
-
 use super::outcome::ExitCode;
 
 /// Input data is wrong (a file, a variable, a value): exit 65, no retry.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
 pub struct BadInput(pub String);
 
-impl fmt::Display for BadInput {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-impl std::error::Error for BadInput {}
-
 /// Flags or configuration are wrong: exit 2, no retry.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
 pub struct UsageError(pub String);
 
-impl fmt::Display for UsageError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-impl std::error::Error for UsageError {}
-
 /// The database could not be reached at all: exit 69, retry with back-off.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
 pub struct DatabaseUnavailable(pub String);
-
-impl fmt::Display for DatabaseUnavailable {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-impl std::error::Error for DatabaseUnavailable {}
 
 /// A task failure that fails the whole run (exit 1) instead of becoming a
 /// dead letter: re-running the task alone cannot help (e.g. a cache build
 /// whose verification found rows missing).
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
 pub struct AbortRun(pub String);
-
-impl fmt::Display for AbortRun {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-impl std::error::Error for AbortRun {}
 
 /// Whether an error asks to end the run rather than dead-letter the task.
 pub fn aborts_run(err: &anyhow::Error) -> bool {
