@@ -300,19 +300,7 @@ fn parse_job(name: &str, body: &Value) -> Result<JobSpec, Vec<ManifestError>> {
         field: field.map(String::from),
         message,
     };
-    if name.len() > MAX_NAME_LEN
-        || name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        || name.starts_with('-')
-        || name.ends_with('-')
-    {
-        errors.push(err(
-            None,
-            format!("job names must be 1–{MAX_NAME_LEN} characters of a-z, 0-9 and '-' (a Kubernetes name)"),
-        ));
-    }
+    check_name(name, &err, &mut errors);
     let Value::Object(fields) = body else {
         return Err(vec![err(None, "expected a mapping of job fields".into())]);
     };
@@ -447,47 +435,9 @@ fn parse_job(name: &str, body: &Value) -> Result<JobSpec, Vec<ManifestError>> {
         ));
     }
 
-    // Resources: Kubernetes quantities, and a size Azure Container Apps runs.
     let cpu = string("cpu", &mut errors).unwrap_or_else(|| DEFAULT_CPU.to_string());
-    let cpu_millis = match Quantity::parse(&cpu).map(Quantity::millis) {
-        Ok(Some(m)) => Some(m),
-        Ok(None) => {
-            errors.push(err(Some("cpu"), format!("{cpu:?}: finer than 1m")));
-            None
-        }
-        Err(e) => {
-            errors.push(err(Some("cpu"), e));
-            None
-        }
-    };
     let memory = string("memory", &mut errors).unwrap_or_else(|| DEFAULT_MEMORY.to_string());
-    let memory_bytes = match Quantity::parse(&memory).map(Quantity::bytes) {
-        Ok(Some(b)) => Some(b),
-        Ok(None) => {
-            errors.push(err(
-                Some("memory"),
-                format!("{memory:?}: not a whole number of bytes"),
-            ));
-            None
-        }
-        Err(e) => {
-            errors.push(err(Some("memory"), e));
-            None
-        }
-    };
-    if let (Some(m), Some(b)) = (cpu_millis, memory_bytes)
-        && let Err(msg) = aca::check_resources(m, b)
-    {
-        let field = if aca::check_resources(m, aca::memory_for_cpu(m)).is_ok() {
-            "memory"
-        } else {
-            "cpu"
-        };
-        errors.push(err(
-            Some(field),
-            format!("cpu {cpu:?} with memory {memory:?}: {msg}"),
-        ));
-    }
+    let (cpu_millis, memory_bytes) = check_resources(&cpu, &memory, &err, &mut errors);
 
     let volumes = volume_map(fields.get("volumes"), &err, &mut errors);
     let env = string_map("env", fields.get("env"), &err, &mut errors);
@@ -503,97 +453,19 @@ fn parse_job(name: &str, body: &Value) -> Result<JobSpec, Vec<ManifestError>> {
         errors.push(err(Some(&field), message));
     }
     if let (Some(env), Some(secrets)) = (&env, &secrets) {
-        for name in env.keys() {
-            if secrets.contains_key(name) {
-                errors.push(err(
-                    Some(&format!("env.{name}")),
-                    "also set in `secrets`; set it in one place".into(),
-                ));
-            }
-            if name == "DATABASE_URL" {
-                errors.push(err(
-                    Some("env.DATABASE_URL"),
-                    "the database URL holds a password: take it from `secrets`".into(),
-                ));
-            }
-        }
-        if !secrets.contains_key("DATABASE_URL") {
-            errors.push(err(
-                Some("secrets.DATABASE_URL"),
-                "missing: every job reads DATABASE_URL from a secret \
-                 (DATABASE_URL: {secret: NAME, key: KEY})"
-                    .into(),
-            ));
-        }
-        for name in env.keys().chain(secrets.keys()) {
-            if RENDERED_ENV.contains(&name.as_str()) {
-                let which = if env.contains_key(name) {
-                    "env"
-                } else {
-                    "secrets"
-                };
-                errors.push(err(
-                    Some(&format!("{which}.{name}")),
-                    "rendered from the job's own fields (timeout, task_timeout, grace, \
-                     concurrency, notify, heartbeat; logs are json): set those instead"
-                        .into(),
-                ));
-            }
-        }
+        check_env_and_secrets(env, secrets, &err, &mut errors);
     }
 
-    if let (Some(task), Some(total)) = (task_timeout, timeout)
-        && task >= total
-    {
-        errors.push(err(
-            Some("task_timeout"),
-            format!(
-                "{} is not below timeout {}: deadlines must be layered (task timeout < run timeout)",
-                format_duration(task),
-                format_duration(total)
-            ),
-        ));
-    }
-    if let Some(g) = grace
-        && g > MAX_GRACE
-    {
-        errors.push(err(
-            Some("grace"),
-            format!(
-                "{} is more than {}: Azure Container Apps kills a replica 30 s after SIGTERM",
-                format_duration(g),
-                format_duration(MAX_GRACE)
-            ),
-        ));
-    }
-    // The scheduler's limits sit above the job's own deadline (limits.rs);
-    // refuse a job whose rendered limit would pass the documented maximum.
-    let max = limits::MAX_SCHEDULER_LIMIT.as_secs();
-    if let (Some(t), Some(g), Some(r)) = (timeout, grace, retries) {
-        let attempt = limits::attempt_secs(t, g);
-        let active = limits::active_deadline_secs(t, g, r);
-        if attempt > max {
-            errors.push(err(
-                Some("timeout"),
-                format!(
-                    "timeout {} + grace {} + {} s start margin = {attempt} s per attempt \
-                     (ACA replicaTimeout) exceeds the {max} s maximum",
-                    format_duration(t),
-                    format_duration(g),
-                    limits::START_MARGIN.as_secs()
-                ),
-            ));
-        } else if active > max {
-            errors.push(err(
-                Some("retries"),
-                format!(
-                    "{} attempts of {attempt} s plus back-off = {active} s \
-                     (Kubernetes activeDeadlineSeconds) exceeds the {max} s maximum",
-                    r + 1
-                ),
-            ));
-        }
-    }
+    check_deadlines(
+        Deadlines {
+            timeout,
+            task_timeout,
+            grace,
+            retries,
+        },
+        &err,
+        &mut errors,
+    );
     let late_after = match (&schedule, timeout, grace) {
         (Some(s), Some(t), Some(g)) if check_cron(s).is_ok() => {
             Some(freshness::late_after_secs(s, t, g))
@@ -649,6 +521,194 @@ fn parse_job(name: &str, body: &Value) -> Result<JobSpec, Vec<ManifestError>> {
             heartbeat,
         }),
         _ => Err(vec![err(None, "incomplete job".into())]),
+    }
+}
+
+type ErrorAt<'a> = dyn Fn(Option<&str>, String) -> ManifestError + 'a;
+
+/// A job's name is a Kubernetes name (the CronJob's, with room for the
+/// suffix its Jobs get).
+fn check_name(name: &str, err: &ErrorAt<'_>, errors: &mut Vec<ManifestError>) {
+    if name.len() > MAX_NAME_LEN
+        || name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        || name.starts_with('-')
+        || name.ends_with('-')
+    {
+        errors.push(err(
+            None,
+            format!("job names must be 1–{MAX_NAME_LEN} characters of a-z, 0-9 and '-' (a Kubernetes name)"),
+        ));
+    }
+}
+
+/// `cpu` and `memory`: Kubernetes quantities, and a pair Azure Container
+/// Apps runs. Returns (millicores, bytes) where they parse.
+fn check_resources(
+    cpu: &str,
+    memory: &str,
+    err: &ErrorAt<'_>,
+    errors: &mut Vec<ManifestError>,
+) -> (Option<u64>, Option<u64>) {
+    let cpu_millis = match Quantity::parse(cpu).map(Quantity::millis) {
+        Ok(Some(m)) => Some(m),
+        Ok(None) => {
+            errors.push(err(Some("cpu"), format!("{cpu:?}: finer than 1m")));
+            None
+        }
+        Err(e) => {
+            errors.push(err(Some("cpu"), e));
+            None
+        }
+    };
+    let memory_bytes = match Quantity::parse(memory).map(Quantity::bytes) {
+        Ok(Some(b)) => Some(b),
+        Ok(None) => {
+            errors.push(err(
+                Some("memory"),
+                format!("{memory:?}: not a whole number of bytes"),
+            ));
+            None
+        }
+        Err(e) => {
+            errors.push(err(Some("memory"), e));
+            None
+        }
+    };
+    if let (Some(m), Some(b)) = (cpu_millis, memory_bytes)
+        && let Err(msg) = aca::check_resources(m, b)
+    {
+        let field = if aca::check_resources(m, aca::memory_for_cpu(m)).is_ok() {
+            "memory"
+        } else {
+            "cpu"
+        };
+        errors.push(err(
+            Some(field),
+            format!("cpu {cpu:?} with memory {memory:?}: {msg}"),
+        ));
+    }
+
+    (cpu_millis, memory_bytes)
+}
+
+/// `env` and `secrets` together: one place per variable, the database URL
+/// from a secret, and nothing the renderers set from the job's own fields.
+fn check_env_and_secrets(
+    env: &BTreeMap<String, String>,
+    secrets: &BTreeMap<String, SecretRef>,
+    err: &ErrorAt<'_>,
+    errors: &mut Vec<ManifestError>,
+) {
+    for name in env.keys() {
+        if secrets.contains_key(name) {
+            errors.push(err(
+                Some(&format!("env.{name}")),
+                "also set in `secrets`; set it in one place".into(),
+            ));
+        }
+        if name == "DATABASE_URL" {
+            errors.push(err(
+                Some("env.DATABASE_URL"),
+                "the database URL holds a password: take it from `secrets`".into(),
+            ));
+        }
+    }
+    if !secrets.contains_key("DATABASE_URL") {
+        errors.push(err(
+            Some("secrets.DATABASE_URL"),
+            "missing: every job reads DATABASE_URL from a secret \
+             (DATABASE_URL: {secret: NAME, key: KEY})"
+                .into(),
+        ));
+    }
+    for name in env.keys().chain(secrets.keys()) {
+        if RENDERED_ENV.contains(&name.as_str()) {
+            let which = if env.contains_key(name) {
+                "env"
+            } else {
+                "secrets"
+            };
+            errors.push(err(
+                Some(&format!("{which}.{name}")),
+                "rendered from the job's own fields (timeout, task_timeout, grace, \
+                 concurrency, notify, heartbeat; logs are json): set those instead"
+                    .into(),
+            ));
+        }
+    }
+}
+
+/// The job's own deadlines, as parsed (None where a field was wrong).
+struct Deadlines {
+    timeout: Option<Duration>,
+    task_timeout: Option<Duration>,
+    grace: Option<Duration>,
+    retries: Option<u32>,
+}
+
+/// Deadlines are layered (task timeout < timeout), the grace fits ACA's 30 s,
+/// and the scheduler limits rendered above them stay under our cap.
+fn check_deadlines(d: Deadlines, err: &ErrorAt<'_>, errors: &mut Vec<ManifestError>) {
+    let Deadlines {
+        timeout,
+        task_timeout,
+        grace,
+        retries,
+    } = d;
+    if let (Some(task), Some(total)) = (task_timeout, timeout)
+        && task >= total
+    {
+        errors.push(err(
+            Some("task_timeout"),
+            format!(
+                "{} is not below timeout {}: deadlines must be layered (task timeout < run timeout)",
+                format_duration(task),
+                format_duration(total)
+            ),
+        ));
+    }
+    if let Some(g) = grace
+        && g > MAX_GRACE
+    {
+        errors.push(err(
+            Some("grace"),
+            format!(
+                "{} is more than {}: Azure Container Apps kills a replica 30 s after SIGTERM",
+                format_duration(g),
+                format_duration(MAX_GRACE)
+            ),
+        ));
+    }
+    // The scheduler's limits sit above the job's own deadline (limits.rs);
+    // refuse a job whose rendered limit would pass the documented maximum.
+    let max = limits::MAX_SCHEDULER_LIMIT.as_secs();
+    if let (Some(t), Some(g), Some(r)) = (timeout, grace, retries) {
+        let attempt = limits::attempt_secs(t, g);
+        let active = limits::active_deadline_secs(t, g, r);
+        if attempt > max {
+            errors.push(err(
+                Some("timeout"),
+                format!(
+                    "timeout {} + grace {} + {} s start margin = {attempt} s per attempt \
+                     (ACA replicaTimeout) exceeds the {max} s maximum",
+                    format_duration(t),
+                    format_duration(g),
+                    limits::START_MARGIN.as_secs()
+                ),
+            ));
+        } else if active > max {
+            errors.push(err(
+                Some("retries"),
+                format!(
+                    "{} attempts of {attempt} s plus back-off = {active} s \
+                     (Kubernetes activeDeadlineSeconds) exceeds the {max} s maximum",
+                    r + 1
+                ),
+            ));
+        }
     }
 }
 
