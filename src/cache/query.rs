@@ -2,23 +2,22 @@
 //! lists the (dataset, risk_type, year) combinations present, which the
 //! verification counts against independently of the build.
 
-/// Every (dataset_id, risk_type, year) in `hazard_results`, by walking the
-/// (dataset_id, risk_type, year) index one distinct key at a time instead
-/// of scanning millions of rows. A dataset is one scenario × model × member,
-/// so two models of one experiment are two combinations.
+/// Every (dataset_id, risk_type, year) with a value in `hazard_results`.
+/// A series without missing years contributes its whole span, and the
+/// points of a dataset share their spans, so those are a handful of
+/// distinct spans found without unnesting; only series with a missing year
+/// (a NULL element) are unnested. A dataset is one scenario × model ×
+/// member, so two models of one experiment are two combinations.
 pub const COMBINATIONS: &str = "
-WITH RECURSIVE combo AS (
-    (SELECT dataset_id, risk_type, year FROM hazard_results
-      ORDER BY dataset_id, risk_type, year LIMIT 1)
-    UNION ALL
-    SELECT n.dataset_id, n.risk_type, n.year
-      FROM combo c
-      CROSS JOIN LATERAL (
-          SELECT h.dataset_id, h.risk_type, h.year FROM hazard_results h
-           WHERE (h.dataset_id, h.risk_type, h.year) > (c.dataset_id, c.risk_type, c.year)
-           ORDER BY h.dataset_id, h.risk_type, h.year LIMIT 1) n
-)
-SELECT dataset_id, risk_type, year FROM combo";
+SELECT s.dataset_id, s.risk_type, y::smallint AS year
+  FROM (SELECT DISTINCT dataset_id, risk_type, first_year, cardinality(values_by_year) AS years
+          FROM hazard_results WHERE array_position(values_by_year, NULL) IS NULL) s
+ CROSS JOIN LATERAL generate_series(s.first_year::integer, s.first_year + s.years - 1) AS y
+UNION
+SELECT h.dataset_id, h.risk_type, (h.first_year + u.i - 1)::smallint
+  FROM hazard_results h
+ CROSS JOIN LATERAL unnest(h.values_by_year) WITH ORDINALITY AS u(value, i)
+ WHERE array_position(h.values_by_year, NULL) IS NOT NULL AND u.value IS NOT NULL";
 
 /// Builds generation `$1`: every region × combination, from the region's
 /// nearest grid point, given as arrays `$2` region codes, `$3` grid ids,
@@ -44,8 +43,10 @@ WITH nearest AS MATERIALIZED (
     SELECT c.dataset_id, c.risk_type, c.year, d.scenario, d.model, d.member
       FROM ({COMBINATIONS}) c JOIN datasets d ON d.id = c.dataset_id
 ), hazard AS MATERIALIZED (
-    SELECT n.code, h.dataset_id, h.risk_type, h.year, h.value, h.score
+    SELECT n.code, h.dataset_id, h.risk_type, (h.first_year + u.i - 1)::smallint AS year,
+           u.value, u.score
       FROM nearest n JOIN hazard_results h ON h.grid_id = n.grid_id
+     CROSS JOIN LATERAL unnest(h.values_by_year, h.scores_by_year) WITH ORDINALITY AS u(value, score, i)
 ), probability AS MATERIALIZED (
     SELECT n.code, p.dataset_id, p.risk_type, p.year, p.bin_probs,
            p.return_level_10, p.return_level_50, p.return_level_100

@@ -17,6 +17,11 @@ pub const MIGRATIONS: &[Migration] = &[
         "datasets",
         include_str!("../../migrations/0004_datasets.sql"),
     ),
+    (
+        7,
+        "series",
+        include_str!("../../migrations/0007_series.sql"),
+    ),
 ];
 
 #[cfg(test)]

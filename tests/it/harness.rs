@@ -14,6 +14,9 @@ fn canary(db: &TestDb) -> std::process::Command {
     c
 }
 
+/// Every migration the binaries carry.
+const MIGRATION_COUNT: usize = climate_jobs::store::schema::MIGRATIONS.len();
+
 #[test]
 fn migrate_is_idempotent_and_safe_to_run_concurrently() {
     let db = TestDb::empty("migrate_twice");
@@ -24,7 +27,9 @@ fn migrate_is_idempotent_and_safe_to_run_concurrently() {
     });
     assert_eq!(first.code, 0, "{}", first.all_output());
     assert!(
-        first.stdout.contains("4 applied, 0 already present"),
+        first
+            .stdout
+            .contains(&format!("{MIGRATION_COUNT} applied, 0 already present")),
         "{}",
         first.stdout
     );
@@ -32,7 +37,7 @@ fn migrate_is_idempotent_and_safe_to_run_concurrently() {
     let before = db.scalar(tables);
     assert_eq!(
         before,
-        "data_versions,dataset_files,datasets,dead_letters,grid_points,hazard_results,hazard_values,input_files,job_executions,job_runs,probability_results,region_hazard_cache,region_hazard_cache_rows,region_hazard_cache_state,regions,run_chunks,schema_migrations"
+        "data_versions,dataset_files,datasets,dead_letters,grid_points,hazard_results,hazard_values,input_files,job_executions,job_runs,probability_results,probability_values,region_hazard_cache,region_hazard_cache_rows,region_hazard_cache_state,regions,run_chunks,schema_migrations"
     );
     let applied_at = db.scalar("SELECT applied_at::text FROM schema_migrations WHERE version = 1");
 
@@ -43,7 +48,9 @@ fn migrate_is_idempotent_and_safe_to_run_concurrently() {
     });
     assert_eq!(second.code, 0, "{}", second.all_output());
     assert!(
-        second.stdout.contains("0 applied, 4 already present"),
+        second
+            .stdout
+            .contains(&format!("0 applied, {MIGRATION_COUNT} already present")),
         "{}",
         second.stdout
     );
@@ -65,7 +72,10 @@ fn migrate_is_idempotent_and_safe_to_run_concurrently() {
         let done = wait(child, started);
         assert_eq!(done.code, 0, "{}", done.all_output());
     }
-    assert_eq!(fresh.count("SELECT count(*) FROM schema_migrations"), 4);
+    assert_eq!(
+        fresh.count("SELECT count(*) FROM schema_migrations"),
+        MIGRATION_COUNT as i64
+    );
     assert_eq!(fresh.scalar(tables), before);
 }
 
