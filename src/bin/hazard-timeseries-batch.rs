@@ -68,7 +68,7 @@ struct Args {
     points: PointSelection,
 
     /// Grid points per chunk: the unit of commit, resume and retry. 0 (the
-    /// default) picks one chunk per concurrent task, between 250 and 2,500.
+    /// default) picks two chunks per concurrent task, between 250 and 2,000.
     #[arg(long, default_value_t = 0)]
     chunk_points: u32,
 

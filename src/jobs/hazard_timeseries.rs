@@ -161,17 +161,14 @@ impl HazardBatch {
     }
 }
 
-/// Grid points per chunk when not given: one chunk per concurrent task, at
-/// least 250 points (a chunk reads a year of its points per call: smaller
-/// slices of a wide time-major grid cost more in read overhead than they
-/// gain), at most 2,500 (a year block of 2,500 points × 3 variables is
-/// ~11 MB, twice with read-ahead, per concurrent task). Two chunks per task
-/// used to overlap one chunk's COPY with the next one's reading; since
-/// hazard_results stores series the COPY is a tenth of the time, and
-/// halving the slices read cost more in kernel copies than the overlap won
-/// (bench/results/README.md, 2026-11-29).
+/// Grid points per chunk when not given: two chunks per concurrent task
+/// so reading, computing and the database's COPY overlap, at least 250
+/// points (a chunk reads a year of its points per call: smaller slices of a
+/// wide time-major grid cost more in read overhead than they gain), at most
+/// 2,000 (a year block of 2,000 points × 3 variables is ~9 MB, twice with
+/// read-ahead, per concurrent task).
 pub fn auto_chunk_points(points: usize, concurrency: usize) -> usize {
-    (points / concurrency.max(1)).clamp(250, 2500)
+    (points / (2 * concurrency.max(1))).clamp(250, 2000)
 }
 
 /// The registry's hazards, narrowed to `names` (unknown names are a usage error).
@@ -881,10 +878,10 @@ mod tests {
     use super::auto_chunk_points;
 
     #[test]
-    fn auto_chunks_give_one_per_task_within_bounds() {
-        assert_eq!(auto_chunk_points(1000, 2), 500);
-        assert_eq!(auto_chunk_points(5000, 2), 2500);
+    fn auto_chunks_give_two_per_task_within_bounds() {
+        assert_eq!(auto_chunk_points(1000, 2), 250);
+        assert_eq!(auto_chunk_points(5000, 2), 1250);
         assert_eq!(auto_chunk_points(60, 4), 250);
-        assert_eq!(auto_chunk_points(1_000_000, 2), 2500);
+        assert_eq!(auto_chunk_points(1_000_000, 2), 2000);
     }
 }
