@@ -17,7 +17,7 @@
 # The file is in the page cache for every measurement (it was just written or read).
 #
 # Environment (all optional):
-#   REPS=3  SIZES="1000 5000"  CONCURRENCY="1 2"  XCLIM_MAX_POINTS=1000  YEARS=2021..2100
+#   REPS=3  SIZES="1000 5000"  CONCURRENCY="1 2"  XCLIM_MAX_POINTS=5000  YEARS=2021..2100
 #   XCLIM_PYTHON=.venv/bin/python (a venv with xclim 0.62, see tools/fixtures/requirements.txt)
 #   CARGO_TARGET_DIR=target
 #
@@ -31,7 +31,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
 REPS=${REPS:-3}
 SIZES=${SIZES:-"1000 5000"}
 CONCURRENCY=${CONCURRENCY:-"1 2"}
-XCLIM_MAX_POINTS=${XCLIM_MAX_POINTS:-1000}
+XCLIM_MAX_POINTS=${XCLIM_MAX_POINTS:-5000}
 YEARS=${YEARS:-2021..2100}
 XCLIM_PYTHON=${XCLIM_PYTHON:-$root/.venv/bin/python}
 

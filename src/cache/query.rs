@@ -2,77 +2,85 @@
 //! lists the (dataset, risk_type, year) combinations present, which the
 //! verification counts against independently of the build.
 
-/// Every (dataset_id, risk_type, year) in `hazard_results`, by walking the
-/// (dataset_id, risk_type, year) index one distinct key at a time instead
-/// of scanning millions of rows. A dataset is one scenario × model × member,
-/// so two models of one experiment are two combinations.
+/// Every (dataset_id, risk_type, year) with a value in `hazard_results`.
+/// A series without missing years contributes its whole span, and the
+/// points of a dataset share their spans, so those are a handful of
+/// distinct spans found without unnesting; only series with a missing year
+/// (a NULL element) are unnested. A dataset is one scenario × model ×
+/// member, so two models of one experiment are two combinations.
 pub const COMBINATIONS: &str = "
-WITH RECURSIVE combo AS (
-    (SELECT dataset_id, risk_type, year FROM hazard_results
-      ORDER BY dataset_id, risk_type, year LIMIT 1)
-    UNION ALL
-    SELECT n.dataset_id, n.risk_type, n.year
-      FROM combo c
-      CROSS JOIN LATERAL (
-          SELECT h.dataset_id, h.risk_type, h.year FROM hazard_results h
-           WHERE (h.dataset_id, h.risk_type, h.year) > (c.dataset_id, c.risk_type, c.year)
-           ORDER BY h.dataset_id, h.risk_type, h.year LIMIT 1) n
-)
-SELECT dataset_id, risk_type, year FROM combo";
+SELECT s.dataset_id, s.risk_type, y::smallint AS year
+  FROM (SELECT DISTINCT dataset_id, risk_type, first_year, cardinality(values_by_year) AS years
+          FROM hazard_results WHERE array_position(values_by_year, NULL) IS NULL) s
+ CROSS JOIN LATERAL generate_series(s.first_year::integer, s.first_year + s.years - 1) AS y
+UNION
+SELECT h.dataset_id, h.risk_type, (h.first_year + u.i - 1)::smallint
+  FROM hazard_results h
+ CROSS JOIN LATERAL unnest(h.values_by_year) WITH ORDINALITY AS u(value, i)
+ WHERE array_position(h.values_by_year, NULL) IS NOT NULL AND u.value IS NOT NULL";
 
 /// Builds generation `$1`: every region × combination, from the region's
-/// nearest grid point, given as arrays `$2` region codes, `$3` grid ids,
-/// `$4` distances in km (see [`super::nearest_point`]: computing 2.5M
-/// haversines in Rust takes milliseconds, in SQL with a sort per region a
-/// second).
+/// nearest grid point, given as arrays `$2` region codes (in code order),
+/// `$3` grid ids, `$4` distances in km (see [`super::nearest_point`]:
+/// computing 2.5M haversines in Rust takes milliseconds, in SQL with a sort
+/// per region a second). The combinations are read from the temporary
+/// table `cache_combinations` (filled from [`COMBINATIONS`] once per build,
+/// so the count check and the build share one scan).
 /// Value and score are NULL where that point has no value for the year
 /// (missing input data); probabilities where probability-batch has none.
 ///
-/// The nearest points' rows are read with one index range scan per point
-/// and hash-joined to region × combination, instead of one index descent
-/// per cache row (400,000 of them at full size: most of the time); rows
-/// are inserted in key order so the primary key grows at its right edge.
+/// The nearest points' series are fetched through the primary key
+/// (grid_id first) and each cache row picks its year out of the series'
+/// arrays, so no yearly rows are unnested or hashed; rows are inserted in
+/// key order, sorted on two integers (region ordinal, combination ordinal)
+/// rather than on the text keys.
 pub fn build_sql() -> String {
-    format!(
-        "
+    "
 INSERT INTO region_hazard_cache_rows
     (generation, region_code, dataset_id, scenario, model, member, risk_type, year, grid_id,
      distance_km, value, score, bin_probs, return_level_10, return_level_50, return_level_100)
 WITH nearest AS MATERIALIZED (
-    SELECT * FROM unnest($2::text[], $3::int[], $4::float8[]) AS n(code, grid_id, distance_km)
+    SELECT * FROM unnest($2::text[], $3::int[], $4::float8[])
+           WITH ORDINALITY AS n(code, grid_id, distance_km, region_no)
 ), combo AS MATERIALIZED (
-    SELECT c.dataset_id, c.risk_type, c.year, d.scenario, d.model, d.member
-      FROM ({COMBINATIONS}) c JOIN datasets d ON d.id = c.dataset_id
-), hazard AS MATERIALIZED (
-    SELECT n.code, h.dataset_id, h.risk_type, h.year, h.value, h.score
-      FROM nearest n JOIN hazard_results h ON h.grid_id = n.grid_id
+    SELECT c.dataset_id, c.risk_type, c.year, d.scenario, d.model, d.member,
+           row_number() OVER (ORDER BY c.dataset_id, c.risk_type, c.year) AS combo_no
+      FROM cache_combinations c JOIN datasets d ON d.id = c.dataset_id
+), series AS MATERIALIZED (
+    SELECT h.grid_id, h.dataset_id, h.risk_type, h.first_year, h.values_by_year, h.scores_by_year
+      FROM hazard_results h WHERE h.grid_id = ANY($3)
 ), probability AS MATERIALIZED (
-    SELECT n.code, p.dataset_id, p.risk_type, p.year, p.bin_probs,
+    SELECT p.grid_id, p.dataset_id, p.risk_type, p.year, p.bin_probs,
            p.return_level_10, p.return_level_50, p.return_level_100
-      FROM nearest n JOIN probability_results p ON p.grid_id = n.grid_id
+      FROM probability_results p WHERE p.grid_id = ANY($3)
 )
 SELECT $1, n.code, c.dataset_id, c.scenario, c.model, c.member, c.risk_type, c.year, n.grid_id,
-       n.distance_km, h.value, h.score, p.bin_probs, p.return_level_10, p.return_level_50,
-       p.return_level_100
+       n.distance_km, h.values_by_year[c.year - h.first_year + 1],
+       h.scores_by_year[c.year - h.first_year + 1], p.bin_probs, p.return_level_10,
+       p.return_level_50, p.return_level_100
   FROM nearest n
   CROSS JOIN combo c
-  LEFT JOIN hazard h
-         ON h.code = n.code AND h.dataset_id = c.dataset_id
-        AND h.risk_type = c.risk_type AND h.year = c.year
+  LEFT JOIN series h
+         ON h.grid_id = n.grid_id AND h.dataset_id = c.dataset_id AND h.risk_type = c.risk_type
   LEFT JOIN probability p
-         ON p.code = n.code AND p.dataset_id = c.dataset_id
+         ON p.grid_id = n.grid_id AND p.dataset_id = c.dataset_id
         AND p.risk_type = c.risk_type AND p.year = c.year
- ORDER BY n.code, c.dataset_id, c.risk_type, c.year"
-    )
+ ORDER BY n.region_no, c.combo_no"
+        .to_string()
+}
+
+/// Fills the temporary table `cache_combinations` (dropped at commit) with
+/// [`COMBINATIONS`]; returns its SQL.
+pub fn combinations_table_sql() -> String {
+    format!("CREATE TEMP TABLE cache_combinations ON COMMIT DROP AS {COMBINATIONS}")
 }
 
 /// Combinations with a row count other than `$2` (the number of regions)
 /// in generation `$1`, for the error message when the total is off.
 pub fn short_combinations_sql() -> String {
-    format!(
-        "
+    "
 SELECT d.scenario || '/' || d.model || '/' || d.member, c.risk_type, c.year::int, count(r.region_code)
-  FROM ({COMBINATIONS}) c
+  FROM cache_combinations c
   JOIN datasets d ON d.id = c.dataset_id
   LEFT JOIN region_hazard_cache_rows r
          ON r.generation = $1 AND r.dataset_id = c.dataset_id
@@ -81,5 +89,5 @@ SELECT d.scenario || '/' || d.model || '/' || d.member, c.risk_type, c.year::int
 HAVING count(r.region_code) <> $2
  ORDER BY 1, 2, 3
  LIMIT 20"
-    )
+        .to_string()
 }

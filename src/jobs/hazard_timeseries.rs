@@ -865,15 +865,8 @@ impl Job for HazardBatch {
                 })
             })
             .collect();
-        let n = write_chunk(
-            &tx,
-            dataset_id,
-            &chunk.dataset.scenario,
-            &ids,
-            ctx.run_id,
-            &rows,
-        )
-        .await?;
+        let risk_types: Vec<&str> = hazards.iter().map(|h| h.risk_type.as_ref()).collect();
+        let n = write_chunk(&tx, dataset_id, &ids, &risk_types, ctx.run_id, &rows).await?;
         tx.commit().await.context("committing the chunk")?;
         *self
             .rows_by_dataset

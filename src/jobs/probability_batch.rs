@@ -327,27 +327,47 @@ impl Job for ProbabilityBatch {
     }
 
     async fn run_task(&self, ctx: TaskContext, chunk: ChunkPayload) -> Result<TaskOutput> {
-        let (Some(&first), Some(&last)) = (chunk.grid_ids.first(), chunk.grid_ids.last()) else {
+        if chunk.grid_ids.is_empty() {
             return Ok(TaskOutput::default());
-        };
+        }
         let configs = select_configs(Some(&chunk.hazards))?;
         let mut client = ctx
             .pool
             .get()
             .await
             .context("getting a database connection")?;
-        let rows: Vec<SeriesRow> = client
+        // One row per stored series; its years become the yearly rows fit_series takes.
+        let stored = client
             .query(
-                "SELECT grid_id, dataset_id, scenario, risk_type, year, value FROM hazard_results
-                  WHERE grid_id = ANY($1) AND ($2::text[] IS NULL OR scenario = ANY($2)) AND risk_type = ANY($3)
-                  ORDER BY grid_id, dataset_id, risk_type, year",
+                "SELECT h.grid_id, h.dataset_id, d.scenario, h.risk_type, h.first_year, h.values_by_year
+                   FROM hazard_results h JOIN datasets d ON d.id = h.dataset_id
+                  WHERE h.grid_id = ANY($1) AND ($2::text[] IS NULL OR d.scenario = ANY($2))
+                    AND h.risk_type = ANY($3)
+                  ORDER BY h.grid_id, h.dataset_id, h.risk_type",
                 &[&chunk.grid_ids, &chunk.scenarios, &chunk.hazards],
             )
             .await
-            .context("reading the chunk's hazard_results")?
-            .iter()
-            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5)))
-            .collect();
+            .context("reading the chunk's hazard_results")?;
+        let mut rows: Vec<SeriesRow> = Vec::new();
+        for r in &stored {
+            let (grid_id, dataset_id, scenario, risk_type): (i32, i32, String, String) =
+                (r.get(0), r.get(1), r.get(2), r.get(3));
+            let first_year: i16 = r.get(4);
+            let values: Vec<Option<f64>> = r.get(5);
+            for (i, value) in values.into_iter().enumerate() {
+                let year = i16::try_from(i64::from(first_year) + i as i64).ok();
+                if let (Some(year), Some(value)) = (year, value) {
+                    rows.push((
+                        grid_id,
+                        dataset_id,
+                        scenario.clone(),
+                        risk_type.clone(),
+                        year,
+                        value,
+                    ));
+                }
+            }
+        }
         let (years, window, min_years) = (chunk.years, chunk.window, chunk.min_years);
         let (rows, too_short) = tokio::task::spawn_blocking(move || {
             fit_series(&rows, &configs, years, window, min_years)
@@ -359,7 +379,7 @@ impl Job for ProbabilityBatch {
             .transaction()
             .await
             .context("starting the chunk transaction")?;
-        let n = write_chunk(&tx, first, last, ctx.run_id, &rows).await?;
+        let n = write_chunk(&tx, ctx.run_id, &rows).await?;
         tx.commit().await.context("committing the chunk")?;
         Ok(TaskOutput { rows_written: n })
     }

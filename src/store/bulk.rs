@@ -1,7 +1,5 @@
-//! Writing a chunk of rows: binary COPY straight into the table when the
-//! chunk's rows do not exist yet (the common first run), otherwise COPY
-//! into a temporary staging table and one upsert, so re-running a chunk
-//! replaces its rows and never duplicates them.
+//! Writing a chunk of rows with binary COPY, into its table or into a
+//! temporary staging table for a statement that merges it in.
 
 use anyhow::{Context, Result};
 use tokio_postgres::Transaction;
@@ -15,42 +13,22 @@ pub struct ChunkTable {
     pub stage: &'static str,
     pub columns: &'static str,
     pub types: &'static [Type],
-    /// What follows `ON CONFLICT` in the upsert: the key and the SET list.
-    pub on_conflict: &'static str,
 }
 
 impl ChunkTable {
-    /// Writes `rows`; `fresh` says the chunk has no rows in the table yet.
-    /// `fields` gives a row's values in `columns` order.
-    pub async fn write<'a, R, const N: usize>(
-        &self,
-        tx: &Transaction<'_>,
-        fresh: bool,
-        rows: &'a [R],
-        fields: impl Fn(&'a R) -> [&'a (dyn ToSql + Sync); N],
-    ) -> Result<u64> {
-        if fresh {
-            return self.copy(tx, self.table, rows, fields).await;
-        }
+    /// Creates the (empty) staging table for this transaction.
+    pub async fn stage(&self, tx: &Transaction<'_>) -> Result<()> {
         tx.batch_execute(&format!(
             "CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {}) ON COMMIT DELETE ROWS",
             self.stage, self.table
         ))
         .await
-        .with_context(|| format!("creating the staging table for {}", self.table))?;
-        self.copy(tx, self.stage, rows, fields).await?;
-        tx.execute(
-            &format!(
-                "INSERT INTO {} SELECT * FROM {} ON CONFLICT {}",
-                self.table, self.stage, self.on_conflict
-            ),
-            &[],
-        )
-        .await
-        .with_context(|| format!("upserting {} from its staging table", self.table))
+        .with_context(|| format!("creating the staging table for {}", self.table))
     }
 
-    async fn copy<'a, R, const N: usize>(
+    /// COPYs `rows` into `into` (the table or its stage); `fields` gives a
+    /// row's values in `columns` order.
+    pub async fn copy<'a, R, const N: usize>(
         &self,
         tx: &Transaction<'_>,
         into: &str,

@@ -124,7 +124,7 @@ pub async fn list(client: &impl GenericClient) -> Result<Vec<DatasetSummary>> {
             "SELECT d.id, d.scenario, d.model, d.member, d.grid, d.convention, d.attributes,
                     coalesce((SELECT array_agg(f.path ORDER BY f.path) FROM dataset_files f
                                WHERE f.dataset_id = d.id), '{}'::text[]),
-                    (SELECT count(*) FROM hazard_results h WHERE h.dataset_id = d.id),
+                    (SELECT count(v) FROM hazard_results h, unnest(h.values_by_year) v WHERE h.dataset_id = d.id),
                     (SELECT count(*) FROM probability_results p WHERE p.dataset_id = d.id),
                     to_char(d.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')
                FROM datasets d ORDER BY d.scenario, d.model, d.member, d.grid",

@@ -1,6 +1,18 @@
-//! `hazard_results`: yearly index values, written per chunk in one
-//! transaction with binary COPY. Idempotent: re-running a chunk replaces
-//! its rows, never duplicates them.
+//! `hazard_results`: one row per series (grid point, dataset, hazard) with
+//! the first year and the yearly values and scores as arrays (a missing
+//! year is a NULL element; see migrations/0007_series.sql). Written per
+//! chunk in one transaction with binary COPY. Readers outside the jobs use
+//! the `hazard_values` view.
+//!
+//! How a chunk is written, decided by one query on the chunk's existing
+//! series:
+//! * none: COPY straight into the table (a first run);
+//! * every existing series lies within the years this chunk computed
+//!   (`--force`, a rerun, a DLQ repair): DELETE them and COPY, which costs
+//!   the server less than staging + upsert (bench/results/README.md);
+//! * otherwise (a `--years` subset of a longer series): COPY into a
+//!   staging table and one INSERT … ON CONFLICT that merges each series,
+//!   so the years outside the subset are kept.
 
 use anyhow::{Context, Result};
 use tokio_postgres::Transaction;
@@ -9,7 +21,7 @@ use uuid::Uuid;
 
 use super::bulk::ChunkTable;
 
-/// One row to write.
+/// One yearly value to write.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct HazardRow<'a> {
     pub grid_id: i32,
@@ -19,70 +31,189 @@ pub struct HazardRow<'a> {
     pub score: f32,
 }
 
+/// One stored series: the years `first_year ..` of one grid point and hazard.
+#[derive(Debug, Clone, PartialEq)]
+struct Series<'a> {
+    grid_id: i32,
+    risk_type: &'a str,
+    first_year: i16,
+    values: Vec<Option<f64>>,
+    scores: Vec<Option<f32>>,
+}
+
 const TABLE: ChunkTable = ChunkTable {
     table: "hazard_results",
     stage: "hazard_stage",
-    columns: "grid_id, scenario, risk_type, year, value, score, run_id, dataset_id",
+    columns: "grid_id, dataset_id, risk_type, first_year, values_by_year, scores_by_year, run_id",
     types: &[
         Type::INT4,
-        Type::TEXT,
+        Type::INT4,
         Type::TEXT,
         Type::INT2,
-        Type::FLOAT8,
-        Type::FLOAT4,
+        Type::FLOAT8_ARRAY,
+        Type::FLOAT4_ARRAY,
         Type::UUID,
-        Type::INT4,
     ],
-    on_conflict: "(grid_id, dataset_id, risk_type, year) DO UPDATE
-        SET value = EXCLUDED.value, score = EXCLUDED.score, run_id = EXCLUDED.run_id",
 };
 
-/// Writes the rows of one chunk (grid ids `grid_ids`, one dataset of `scenario`),
-/// in primary-key order: rows come year by year, and in key order the
-/// B-tree fills left to right instead of touching a leaf page per row
-/// (bench/hazard: about half the server time of the COPY).
+/// Merges staged series into the table (the `--years` subset path).
+const MERGE: &str = "
+INSERT INTO hazard_results AS h
+SELECT * FROM hazard_stage
+ON CONFLICT (grid_id, dataset_id, risk_type) DO UPDATE
+   SET first_year = least(h.first_year, EXCLUDED.first_year),
+       values_by_year = hazard_series_merge(h.first_year, h.values_by_year,
+                                            EXCLUDED.first_year, EXCLUDED.values_by_year),
+       scores_by_year = hazard_series_merge(h.first_year, h.scores_by_year,
+                                            EXCLUDED.first_year, EXCLUDED.scores_by_year),
+       run_id = EXCLUDED.run_id";
+
+/// Groups yearly rows into series in primary-key order (grid_id, risk_type):
+/// in key order the B-tree fills left to right.
+fn series_of<'a>(rows: &[HazardRow<'a>]) -> Vec<Series<'a>> {
+    let mut sorted = rows.to_vec();
+    if !sorted.is_sorted_by(|a, b| key_order(a, b).is_le()) {
+        sorted.sort_unstable_by(key_order);
+    }
+    let mut out: Vec<Series<'a>> = Vec::new();
+    for group in sorted.chunk_by(|a, b| (a.grid_id, a.risk_type) == (b.grid_id, b.risk_type)) {
+        let (Some(first), Some(last)) = (group.first(), group.last()) else {
+            continue;
+        };
+        let len = usize::try_from(i32::from(last.year) - i32::from(first.year) + 1).unwrap_or(0);
+        let mut values = vec![None; len];
+        let mut scores = vec![None; len];
+        for r in group {
+            // In range: the group is sorted by year.
+            let i = usize::try_from(r.year - first.year).unwrap_or(0);
+            values[i] = Some(r.value);
+            scores[i] = Some(r.score);
+        }
+        out.push(Series {
+            grid_id: first.grid_id,
+            risk_type: first.risk_type,
+            first_year: first.year,
+            values,
+            scores,
+        });
+    }
+    out
+}
+
+/// Writes the yearly rows of one chunk: grid ids `grid_ids`, dataset
+/// `dataset_id`, hazards `risk_types`. Returns the number of yearly values
+/// written.
 pub async fn write_chunk(
     tx: &Transaction<'_>,
     dataset_id: i32,
-    scenario: &str,
     grid_ids: &[i32],
+    risk_types: &[&str],
     run_id: Uuid,
     rows: &[HazardRow<'_>],
 ) -> Result<u64> {
-    let existing: bool = tx
+    let series = series_of(rows);
+    let (Some(first), Some(last)) = (
+        series.iter().map(|s| s.first_year).min(),
+        series
+            .iter()
+            .map(|s| i32::from(s.first_year) + s.values.len() as i32 - 1)
+            .max(),
+    ) else {
+        return Ok(0);
+    };
+    // (existing series, of which reach outside first..=last)
+    let existing = tx
         .query_one(
-            "SELECT EXISTS (SELECT 1 FROM hazard_results WHERE dataset_id = $1 AND grid_id = ANY($2))",
-            &[&dataset_id, &grid_ids],
+            "SELECT count(*),
+                    count(*) FILTER (WHERE first_year < $4::integer
+                                        OR first_year + cardinality(values_by_year) - 1 > $5::integer)
+               FROM hazard_results
+              WHERE dataset_id = $1 AND grid_id = ANY($2) AND risk_type = ANY($3)",
+            &[
+                &dataset_id,
+                &grid_ids,
+                &risk_types,
+                &i32::from(first),
+                &last,
+            ],
         )
         .await
-        .context("checking for existing hazard_results")?
-        .get(0);
-    let sorted;
-    let rows = if rows.is_sorted_by(|a, b| key_order(a, b).is_le()) {
-        rows
+        .context("checking for existing hazard_results")?;
+    let (count, reaching_out): (i64, i64) = (existing.get(0), existing.get(1));
+    let into = if count == 0 {
+        TABLE.table
+    } else if reaching_out == 0 {
+        tx.execute(
+            "DELETE FROM hazard_results WHERE dataset_id = $1 AND grid_id = ANY($2) AND risk_type = ANY($3)",
+            &[&dataset_id, &grid_ids, &risk_types],
+        )
+        .await
+        .context("deleting the chunk's hazard_results before rewriting them")?;
+        TABLE.table
     } else {
-        let mut v = rows.to_vec();
-        v.sort_unstable_by(key_order);
-        sorted = v;
-        &sorted[..]
+        TABLE.stage(tx).await?;
+        TABLE.stage
     };
     TABLE
-        .write(tx, !existing, rows, |r| {
+        .copy(tx, into, &series, |s| {
             [
-                &r.grid_id,
-                &scenario,
-                &r.risk_type,
-                &r.year,
-                &r.value,
-                &r.score,
-                &run_id,
+                &s.grid_id,
                 &dataset_id,
+                &s.risk_type,
+                &s.first_year,
+                &s.values,
+                &s.scores,
+                &run_id,
             ]
         })
-        .await
+        .await?;
+    if into == TABLE.stage {
+        tx.execute(MERGE, &[])
+            .await
+            .context("merging the chunk's years into existing hazard_results")?;
+    }
+    Ok(rows.len() as u64)
 }
 
-/// Primary-key order within one dataset: (grid_id, risk_type, year).
+/// Primary-key order within one dataset, then year: (grid_id, risk_type, year).
 fn key_order(a: &HazardRow<'_>, b: &HazardRow<'_>) -> std::cmp::Ordering {
     (a.grid_id, a.risk_type, a.year).cmp(&(b.grid_id, b.risk_type, b.year))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(grid_id: i32, risk_type: &str, year: i16, value: f64) -> HazardRow<'_> {
+        HazardRow {
+            grid_id,
+            risk_type,
+            year,
+            value,
+            score: 1.0,
+        }
+    }
+
+    #[test]
+    fn rows_become_series_in_key_order_with_missing_years_none() {
+        let rows = [
+            row(2, "drought", 2021, 5.0),
+            row(1, "drought", 2023, 3.0),
+            row(1, "drought", 2021, 1.0),
+            row(1, "cold", 2022, 7.0),
+        ];
+        let s = series_of(&rows);
+        assert_eq!(s.len(), 3);
+        assert_eq!(
+            (s[0].grid_id, s[0].risk_type, s[0].first_year),
+            (1, "cold", 2022)
+        );
+        assert_eq!(
+            (s[1].grid_id, s[1].risk_type, s[1].first_year),
+            (1, "drought", 2021)
+        );
+        assert_eq!(s[1].values, vec![Some(1.0), None, Some(3.0)]);
+        assert_eq!(s[1].scores, vec![Some(1.0), None, Some(1.0)]);
+        assert_eq!(s[2].values, vec![Some(5.0)]);
+    }
 }

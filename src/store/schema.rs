@@ -23,6 +23,11 @@ pub const MIGRATIONS: &[Migration] = &[
         include_str!("../../migrations/0005_notify.sql"),
     ),
     (6, "sites", include_str!("../../migrations/0006_sites.sql")),
+    (
+        7,
+        "series",
+        include_str!("../../migrations/0007_series.sql"),
+    ),
 ];
 
 #[cfg(test)]

@@ -1,10 +1,9 @@
 //! What site-risk-batch reads and writes.
 //!
 //! [`read_probabilities`] is the one place the job reads hazard
-//! probabilities, each with its dataset's identity (scenario, model,
-//! member from `datasets`). It is the seam to change when the storage under
-//! the probabilities changes; the job and the domain code see
-//! [`ProbabilityRecord`] only.
+//! probabilities, through the `probability_values` view (the readers'
+//! contract, whatever the storage under it), each with its dataset's
+//! identity; the job and the domain code see [`ProbabilityRecord`] only.
 
 use anyhow::{Context, Result};
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
@@ -45,17 +44,16 @@ pub async fn read_probabilities(
 ) -> Result<Vec<ProbabilityRecord>> {
     let rows = client
         .query(
-            "SELECT p.grid_id, d.scenario, p.risk_type, p.year, p.method, p.bin_edges, p.bin_probs,
-                    p.return_level_10, p.return_level_50, p.return_level_100,
-                    p.gev_c, p.gev_loc, p.gev_scale, d.model, d.member
-               FROM probability_results p
-               JOIN datasets d ON d.id = p.dataset_id
-              WHERE p.grid_id = ANY($1) AND ($2::text[] IS NULL OR d.scenario = ANY($2))
-              ORDER BY p.grid_id, d.scenario, d.model, d.member, p.risk_type, p.year",
+            "SELECT grid_id, scenario, risk_type, year::smallint, method, bin_edges, bin_probs,
+                    return_level_10, return_level_50, return_level_100,
+                    gev_c, gev_loc, gev_scale, model, member
+               FROM probability_values
+              WHERE grid_id = ANY($1) AND ($2::text[] IS NULL OR scenario = ANY($2))
+              ORDER BY grid_id, scenario, model, member, risk_type, year",
             &[&grid_ids, &scenarios],
         )
         .await
-        .context("reading probability_results of the chunk's grid points")?;
+        .context("reading probability_values of the chunk's grid points")?;
     Ok(rows
         .iter()
         .map(|r| {

@@ -81,7 +81,14 @@ fn layers_import_only_what_the_architecture_allows() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut violations = Vec::new();
     let mut checked = 0;
-    for module in ["harness", "climate", "hazard", "probability", "cache", "risk"] {
+    for module in [
+        "harness",
+        "climate",
+        "hazard",
+        "probability",
+        "cache",
+        "risk",
+    ] {
         let mut files = Vec::new();
         rust_files(&src.join(module), &mut files);
         let single = src.join(format!("{module}.rs"));

@@ -80,7 +80,7 @@ fn brute_force(db: &TestDb) -> Cache {
         })
         .collect();
     let values: BTreeMap<(i32, String, String, i32), String> = db
-        .rows("SELECT grid_id, scenario, risk_type, year, value::text FROM hazard_results")
+        .yearly_rows("SELECT grid_id, scenario, risk_type, year, value::text FROM hazard_yearly")
         .into_iter()
         .map(|r| {
             let s = |i: usize| r[i].clone().unwrap();
@@ -115,8 +115,8 @@ fn cache_holds_every_region_and_combination_from_the_nearest_point() {
     let done = refresh(&db, &[]);
     assert_eq!(done.code, 0, "{}", done.all_output());
     let regions = db.count("SELECT count(*) FROM regions");
-    let combos = db.count(
-        "SELECT count(*) FROM (SELECT DISTINCT scenario, risk_type, year FROM hazard_results) c",
+    let combos = db.yearly_count(
+        "SELECT count(*) FROM (SELECT DISTINCT scenario, risk_type, year FROM hazard_yearly) c",
     );
     assert_eq!((regions, combos), (15, 2 * 5 * 5));
     assert_eq!(
@@ -274,8 +274,8 @@ fn dlq_reprocess_resolves_a_failed_hazard_chunk_and_the_table_equals_a_clean_run
     assert_eq!(db.scalar("SELECT status FROM dead_letters"), "resolved");
     let table = "SELECT md5(string_agg(g.lat || ',' || g.lon || ',' || scenario || ',' || risk_type || ',' || year || ',' || value || ',' || score, ';'
                      ORDER BY g.lat, g.lon, scenario, risk_type, year))
-                   FROM hazard_results h JOIN grid_points g ON g.id = h.grid_id";
-    assert_eq!(db.scalar(table), clean.scalar(table));
+                   FROM hazard_yearly h JOIN grid_points g ON g.id = h.grid_id";
+    assert_eq!(db.yearly_scalar(table), clean.yearly_scalar(table));
     // The chunk is done now, so the next batch run finds nothing left and vouches for the input.
     let next = run(hazard(&db, &args));
     assert_eq!(next.summary()["tasks_skipped"], 4, "{}", next.all_output());
@@ -415,8 +415,8 @@ fn cache_keeps_one_row_per_region_dataset_hazard_and_year() {
     let built = refresh(&db, &[]);
     assert_eq!(built.code, 0, "{}", built.all_output());
 
-    let combos = db.count(
-        "SELECT count(*) FROM (SELECT DISTINCT dataset_id, risk_type, year FROM hazard_results) c",
+    let combos = db.yearly_count(
+        "SELECT count(*) FROM (SELECT DISTINCT dataset_id, risk_type, year FROM hazard_yearly) c",
     );
     assert_eq!(
         db.count("SELECT count(*) FROM region_hazard_cache"),

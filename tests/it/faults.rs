@@ -62,20 +62,20 @@ fn hazard_checksum(db: &TestDb) -> String {
 fn hazard_checksum_at(url: &str) -> String {
     support::sql_on(
         url,
-        "SELECT count(*) || ':' || md5(string_agg(g.lat || ',' || g.lon || ':' || h.scenario || ':' || h.risk_type || ':' || h.year || ':' || h.value || ':' || h.score, ';'
-                               ORDER BY g.lat, g.lon, h.scenario, h.risk_type, h.year))
-           FROM hazard_results h JOIN grid_points g ON g.id = h.grid_id",
+        "SELECT count(*) || ':' || md5(string_agg(h.lat || ',' || h.lon || ':' || h.scenario || ':' || h.risk_type || ':' || h.year || ':' || h.value || ':' || h.score, ';'
+                               ORDER BY h.lat, h.lon, h.scenario, h.risk_type, h.year))
+           FROM hazard_values h",
     )[0][0]
         .clone()
         .unwrap_or_default()
 }
 
 /// Whether `input_files` holds one row for the input and its
-/// `rows_written` equals the rows `hazard_results` holds.
+/// `rows_written` equals the yearly values `hazard_values` holds.
 fn rows_recorded_and_present(url: &str) -> (bool, bool) {
     let rows = support::sql_on(
         url,
-        "SELECT count(*) = 1, coalesce(bool_and(rows_written = (SELECT count(*) FROM hazard_results)), false)
+        "SELECT count(*) = 1, coalesce(bool_and(rows_written = (SELECT count(*) FROM hazard_values)), false)
            FROM input_files WHERE job = 'hazard-timeseries-batch'",
     );
     let flag = |i: usize| rows[0][i].as_deref() == Some("t");

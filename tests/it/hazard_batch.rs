@@ -33,9 +33,9 @@ fn run_batch(db: &TestDb, args: &[&str]) -> Finished {
 type Table = BTreeMap<(String, String, String, String, i32), f64>;
 
 fn table(db: &TestDb) -> Table {
-    db.rows(
+    db.yearly_rows(
         "SELECT g.lat::text, g.lon::text, h.scenario, h.risk_type, h.year, h.value
-           FROM hazard_results h JOIN grid_points g ON g.id = h.grid_id",
+           FROM hazard_yearly h JOIN grid_points g ON g.id = h.grid_id",
     )
     .into_iter()
     .map(|r| {
@@ -73,9 +73,9 @@ fn expected(path: &Path, scenario: &str) -> Table {
 
 /// The table's content, run ids left out.
 fn checksum(db: &TestDb) -> String {
-    db.scalar(
+    db.yearly_scalar(
         "SELECT md5(string_agg(grid_id || ':' || scenario || ':' || risk_type || ':' || year || ':' || value || ':' || score, ','
-                               ORDER BY grid_id, scenario, risk_type, year)) FROM hazard_results",
+                               ORDER BY grid_id, scenario, risk_type, year)) FROM hazard_yearly",
     )
 }
 
@@ -119,8 +119,8 @@ fn writes_what_the_indices_compute_then_skips_unchanged_input_and_force_rewrites
     );
     let second_id = second.summary()["run_id"].as_str().unwrap().to_string();
     assert_eq!(
-        db.count(&format!(
-            "SELECT count(*) FROM hazard_results WHERE run_id = '{second_id}'"
+        db.yearly_count(&format!(
+            "SELECT count(*) FROM hazard_yearly WHERE run_id = '{second_id}'"
         )),
         0
     );
@@ -130,12 +130,17 @@ fn writes_what_the_indices_compute_then_skips_unchanged_input_and_force_rewrites
     let forced_id = forced.summary()["run_id"].as_str().unwrap().to_string();
     assert_eq!(checksum(&db), before, "--force rewrites identical rows");
     assert_eq!(
-        db.count("SELECT count(*) FROM hazard_results"),
+        db.yearly_count("SELECT count(*) FROM hazard_yearly"),
         want.len() as i64
     );
     assert_eq!(
-        db.count(&format!(
-            "SELECT count(*) FROM hazard_results WHERE run_id = '{forced_id}'"
+        db.count("SELECT count(*) FROM hazard_results"),
+        60 * 5,
+        "one row per grid point and hazard"
+    );
+    assert_eq!(
+        db.yearly_count(&format!(
+            "SELECT count(*) FROM hazard_yearly WHERE run_id = '{forced_id}'"
         )),
         want.len() as i64,
         "every row was rewritten by the forced run"
@@ -161,15 +166,15 @@ fn scope_flags_limit_years_points_and_hazards() {
     );
     assert_eq!(done.code, 0, "{}", done.all_output());
     assert_eq!(
-        db.scalar("SELECT min(year) || '-' || max(year) FROM hazard_results"),
+        db.yearly_scalar("SELECT min(year) || '-' || max(year) FROM hazard_yearly"),
         "2022-2023"
     );
     assert_eq!(
-        db.count("SELECT count(DISTINCT grid_id) FROM hazard_results"),
+        db.yearly_count("SELECT count(DISTINCT grid_id) FROM hazard_yearly"),
         10
     );
     assert_eq!(
-        db.scalar("SELECT string_agg(DISTINCT risk_type, ',') FROM hazard_results"),
+        db.yearly_scalar("SELECT string_agg(DISTINCT risk_type, ',') FROM hazard_yearly"),
         "drought,extreme_heat"
     );
     // A narrower scope does not vouch for the whole file: a full run is not skipped.
@@ -179,6 +184,61 @@ fn scope_flags_limit_years_points_and_hazards() {
         "succeeded",
         "{}",
         full.all_output()
+    );
+}
+
+#[test]
+fn a_years_subset_merges_into_existing_series_keeping_every_other_year() {
+    let db = TestDb::migrated("hazard_years_merge");
+    let path = demo().join("ssp126.nc");
+    let input = path.to_str().unwrap();
+    let want = expected(&path, "ssp126");
+    let years_of = |t: &Table| -> Vec<i32> {
+        let mut y: Vec<i32> = t.keys().map(|k| k.4).collect();
+        y.sort_unstable();
+        y.dedup();
+        y
+    };
+    let only = |years: &[i32]| -> Table {
+        want.iter()
+            .filter(|(k, _)| years.contains(&k.4))
+            .map(|(k, v)| (k.clone(), *v))
+            .collect()
+    };
+    assert_eq!(years_of(&want), vec![2021, 2022, 2023, 2024, 2025]);
+
+    for (years, have) in [
+        ("2021..2022", vec![2021, 2022]),
+        // A later subset leaves a gap (2023) between the two spans.
+        ("2024..2025", vec![2021, 2022, 2024, 2025]),
+        // Filling the gap merges into the middle of every series.
+        ("2023..2023", vec![2021, 2022, 2023, 2024, 2025]),
+    ] {
+        let done = run_batch(
+            &db,
+            &["--input", input, "--years", years, "--chunk-points", "16"],
+        );
+        assert_eq!(done.code, 0, "{years}: {}", done.all_output());
+        assert_eq!(done.summary()["status"], "succeeded", "{years}");
+        assert_eq!(table(&db), only(&have), "after --years {years}");
+        assert_eq!(
+            db.count("SELECT count(*) FROM hazard_results"),
+            60 * 5,
+            "{years}: still one row per grid point and hazard"
+        );
+    }
+    assert_eq!(
+        db.scalar("SELECT min(first_year) || '-' || max(first_year + cardinality(values_by_year) - 1) FROM hazard_results"),
+        "2021-2025"
+    );
+    // Rewriting a middle year again with --force keeps the years around it.
+    let again = run_batch(&db, &["--input", input, "--years", "2022..2023", "--force"]);
+    assert_eq!(again.code, 0, "{}", again.all_output());
+    assert_eq!(table(&db), want);
+    // The readers' view has every value too.
+    assert_eq!(
+        db.count("SELECT count(*) FROM hazard_values"),
+        want.len() as i64
     );
 }
 
@@ -196,7 +256,7 @@ fn a_failed_chunk_is_dead_lettered_the_others_are_written_and_a_rerun_repairs_it
     let done = run(c);
     assert_eq!(done.code, 3, "{}", done.all_output());
     assert_eq!(
-        db.count("SELECT count(DISTINCT grid_id) FROM hazard_results"),
+        db.yearly_count("SELECT count(DISTINCT grid_id) FROM hazard_yearly"),
         44,
         "3 of 4 chunks"
     );
@@ -211,8 +271,8 @@ fn a_failed_chunk_is_dead_lettered_the_others_are_written_and_a_rerun_repairs_it
     // The payload's points are exactly the ones missing from the table.
     let file = ClimateFile::open(&input, &VariableNames::default(), &Variable::ALL).unwrap();
     for (i, (lat, lon)) in file.points().iter().enumerate() {
-        let rows = db.count(&format!(
-            "SELECT count(*) FROM hazard_results h JOIN grid_points g ON g.id = h.grid_id WHERE g.lat = {lat} AND g.lon = {lon}"
+        let rows = db.yearly_count(&format!(
+            "SELECT count(*) FROM hazard_yearly h JOIN grid_points g ON g.id = h.grid_id WHERE g.lat = {lat} AND g.lon = {lon}"
         ));
         assert_eq!(rows > 0, !(16..32).contains(&i), "point {i}");
     }
@@ -706,18 +766,12 @@ fn migrating_a_schema_3_database_keeps_every_row_assigned_to_a_dataset() {
     );
 
     // Every row kept, and each belongs to the dataset of the scenario it was written under.
-    assert_eq!(db.count("SELECT count(*) FROM hazard_results"), 24);
+    assert_eq!(db.yearly_count("SELECT count(*) FROM hazard_yearly"), 24);
     assert_eq!(
-        db.scalar(
-            "SELECT md5(string_agg(concat_ws('|', grid_id, scenario, risk_type, year, value, score), ',' ORDER BY grid_id, scenario, risk_type, year)) FROM hazard_results"
+        db.yearly_scalar(
+            "SELECT md5(string_agg(concat_ws('|', grid_id, scenario, risk_type, year, value, score), ',' ORDER BY grid_id, scenario, risk_type, year)) FROM hazard_yearly"
         ),
         before
-    );
-    assert_eq!(
-        db.count(
-            "SELECT count(*) FROM hazard_results h JOIN datasets d ON d.id = h.dataset_id AND d.scenario = h.scenario"
-        ),
-        24
     );
     assert_eq!(
         db.scalar("SELECT string_agg(scenario || ':' || model || ':' || member, ',' ORDER BY scenario) FROM datasets"),
@@ -735,6 +789,82 @@ fn migrating_a_schema_3_database_keeps_every_row_assigned_to_a_dataset() {
     assert_eq!(
         db.scalar("SELECT region_code || ':' || scenario || ':' || model || ':' || member || ':' || value FROM region_hazard_cache"),
         "KR-11:ssp585:unknown:unknown:32"
+    );
+}
+
+#[test]
+fn migrating_a_schema_4_database_turns_yearly_rows_into_series_keeping_every_value_and_gap() {
+    let db = TestDb::empty("hazard_migrate_from_4");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    let mut sql = String::from(
+        "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now());",
+    );
+    for f in [
+        "0001_harness.sql",
+        "0002_hazard.sql",
+        "0003_cache.sql",
+        "0004_datasets.sql",
+    ] {
+        sql.push_str(&std::fs::read_to_string(root.join(f)).unwrap());
+    }
+    // Schema-4 rows: two datasets, two points, two hazards, 2021-2025 with
+    // 2023 missing for (point 2, drought) and two runs' ids mixed.
+    sql.push_str(
+        "INSERT INTO schema_migrations (version, name) VALUES (1, 'harness'), (2, 'hazard'), (3, 'cache'), (4, 'datasets');
+         INSERT INTO grid_points (id, lat, lon) VALUES (1, 35, 127), (2, 36, 128);
+         INSERT INTO datasets (id, scenario, model, member, convention) VALUES
+                (1, 'ssp126', 'M-A', 'r1i1p1f1', 'CMIP6'), (2, 'ssp585', 'M-A', 'r1i1p1f1', 'CMIP6');
+         INSERT INTO hazard_results (grid_id, scenario, risk_type, year, value, score, run_id, dataset_id)
+         SELECT g, CASE d WHEN 1 THEN 'ssp126' ELSE 'ssp585' END, r, y, g * 100 + d * 10 + y - 2020 + 0.25,
+                (y - 2000) * 2, CASE WHEN y < 2024 THEN '00000000-0000-7000-8000-000000000001'::uuid
+                                     ELSE '00000000-0000-7000-8000-000000000002'::uuid END, d
+           FROM generate_series(1, 2) g, generate_series(1, 2) d,
+                unnest(ARRAY['drought', 'extreme_heat']) r, generate_series(2021, 2025) y
+          WHERE NOT (g = 2 AND r = 'drought' AND y = 2023);",
+    );
+    db.rows(&sql);
+    let values = "SELECT md5(string_agg(concat_ws('|', lat, lon, scenario, model, member, risk_type, year, value, score), ','
+                                        ORDER BY lat, lon, scenario, risk_type, year)) FROM hazard_values";
+    let before = db.scalar(values);
+    let before_count = db.count("SELECT count(*) FROM hazard_values");
+    assert_eq!(before_count, 2 * 2 * 2 * 5 - 2);
+    let version =
+        db.scalar("SELECT version FROM data_versions WHERE table_name = 'hazard_results'");
+
+    let migrated = run({
+        let mut c = support::jobctl(&db.url);
+        c.arg("migrate");
+        c
+    });
+    assert_eq!(migrated.code, 0, "{}", migrated.all_output());
+    assert!(
+        migrated.stdout.contains(&format!(
+            "{} applied, 4 already present",
+            climate_jobs::store::schema::MIGRATIONS.len() - 4
+        )),
+        "{}",
+        migrated.stdout
+    );
+    // The readers' view has the same rows, value for value.
+    assert_eq!(db.count("SELECT count(*) FROM hazard_values"), before_count);
+    assert_eq!(db.scalar(values), before);
+    // One row per (grid point, dataset, hazard); the missing year is a NULL element.
+    assert_eq!(db.count("SELECT count(*) FROM hazard_results"), 8);
+    assert_eq!(
+        db.scalar(
+            "SELECT first_year || ':' || array_to_string(values_by_year, ',', 'NULL') || ':' || array_to_string(scores_by_year, ',', 'NULL')
+               FROM hazard_results WHERE grid_id = 2 AND dataset_id = 1 AND risk_type = 'drought'"
+        ),
+        "2021:211.25,212.25,NULL,214.25,215.25:42,44,NULL,48,50"
+    );
+    // The same values are not a change for probability-batch or cache-refresh.
+    assert_eq!(
+        db.scalar("SELECT version FROM data_versions WHERE table_name = 'hazard_results'"),
+        version
+    );
+    assert_eq!(
+        db.count("SELECT count(*) FROM pg_tables WHERE tablename = 'hazard_results_yearly'"),
+        0
     );
 }
 

@@ -53,7 +53,7 @@ fn every_series_year_gets_a_row_equal_to_the_pure_fit_with_bins_summing_to_one()
 
     // What the pure code computes from the same hazard rows.
     let series: Vec<SeriesRow> = db
-        .rows("SELECT grid_id, dataset_id, scenario, risk_type, year, value FROM hazard_results ORDER BY 1, 2, 4, 5")
+        .yearly_rows("SELECT grid_id, dataset_id, scenario, risk_type, year, value FROM hazard_yearly ORDER BY 1, 2, 4, 5")
         .into_iter()
         .map(|r| {
             let s = |i: usize| r[i].clone().unwrap();
@@ -223,8 +223,8 @@ fn each_dataset_is_fitted_on_its_own_series_never_mixing_models_or_members() {
     for id in ids {
         // The pure fit of this dataset's series alone.
         let series: Vec<SeriesRow> = db
-            .rows(&format!(
-                "SELECT grid_id, dataset_id, scenario, risk_type, year, value FROM hazard_results
+            .yearly_rows(&format!(
+                "SELECT grid_id, dataset_id, scenario, risk_type, year, value FROM hazard_yearly
                   WHERE dataset_id = {id} ORDER BY 1, 2, 4, 5"
             ))
             .into_iter()

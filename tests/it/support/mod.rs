@@ -120,7 +120,31 @@ impl TestDb {
     pub fn count(&self, query: &str) -> i64 {
         self.scalar(query).parse().expect("a count")
     }
+
+    /// [`Self::rows`] with `hazard_yearly` defined: `hazard_results` as one
+    /// row per yearly value (grid_id, dataset_id, scenario, risk_type, year,
+    /// value, score, run_id), missing years left out.
+    pub fn yearly_rows(&self, query: &str) -> Vec<Vec<Option<String>>> {
+        self.rows(&format!("WITH hazard_yearly AS ({HAZARD_YEARLY}) {query}"))
+    }
+
+    pub fn yearly_scalar(&self, query: &str) -> String {
+        self.scalar(&format!("WITH hazard_yearly AS ({HAZARD_YEARLY}) {query}"))
+    }
+
+    pub fn yearly_count(&self, query: &str) -> i64 {
+        self.count(&format!("WITH hazard_yearly AS ({HAZARD_YEARLY}) {query}"))
+    }
 }
+
+/// `hazard_results`' series unnested, as the tests compare them.
+const HAZARD_YEARLY: &str = "
+SELECT h.grid_id, h.dataset_id, d.scenario, h.risk_type, (h.first_year + u.i - 1)::integer AS year,
+       u.value, u.score, h.run_id
+  FROM hazard_results h
+  JOIN datasets d ON d.id = h.dataset_id
+ CROSS JOIN LATERAL unnest(h.values_by_year, h.scores_by_year) WITH ORDINALITY AS u(value, score, i)
+ WHERE u.value IS NOT NULL";
 
 pub fn sql_on(url: &str, query: &str) -> Vec<Vec<Option<String>>> {
     let rt = tokio::runtime::Builder::new_current_thread()
