@@ -196,6 +196,89 @@ impl HazardBatch {
         }
     }
 
+    /// Expands `--input`, reads every file's identity attributes and
+    /// variables (on a blocking thread), and keeps the files that hold any
+    /// needed variable; the others are named in `description`. A variable
+    /// renamed by a flag that no input holds, or no input holding any, is
+    /// bad input.
+    async fn survey_inputs(
+        &self,
+        needed: &[Variable],
+        description: &mut Vec<String>,
+    ) -> Result<Vec<FileSurvey>> {
+        let files = expand_inputs(&self.args.inputs)?;
+        let (names, v) = (self.names.clone(), needed.to_vec());
+        let surveys = tokio::task::spawn_blocking(move || {
+            files
+                .iter()
+                .map(|p| survey_file(p, &names, &v))
+                .collect::<Result<Vec<_>>>()
+        })
+        .await
+        .context("input survey thread")??;
+
+        // A variable renamed by a flag that no input holds is a mistake in the flag.
+        let defaults = VariableNames::default();
+        for &v in needed {
+            let name = self.names.get(v);
+            if name != defaults.get(v)
+                && !surveys.iter().any(|s| s.variables.contains(&v))
+                && let Some(first) = surveys.first()
+            {
+                return Err(BadInput(format!(
+                    "{}: variable \"{name}\": variable not found (named by --{v}-var; no input holds it)",
+                    first.path.display()
+                ))
+                .into());
+            }
+        }
+        let (with_vars, without): (Vec<FileSurvey>, Vec<FileSurvey>) =
+            surveys.into_iter().partition(|s| !s.variables.is_empty());
+        let wanted: Vec<&str> = needed.iter().map(|v| self.names.get(*v)).collect();
+        for s in &without {
+            description.push(format!(
+                "{}: holds none of the variables {}; not read",
+                s.path.display(),
+                wanted.join(", ")
+            ));
+        }
+        if with_vars.is_empty() {
+            let first = without
+                .first()
+                .map(|s| s.path.display().to_string())
+                .unwrap_or_default();
+            return Err(BadInput(format!(
+                "{first}: no input holds any of the variables {} (variable not found)",
+                wanted.join(", ")
+            ))
+            .into());
+        }
+        Ok(with_vars)
+    }
+
+    /// Whether every file of a dataset was fully processed before with this
+    /// fingerprint and scope (and `--force` is not given): the last such run.
+    async fn unchanged_since(
+        &self,
+        client: &impl tokio_postgres::GenericClient,
+        files: &[FileRef],
+        scope: &str,
+    ) -> Result<Option<input_files::ProcessedInput>> {
+        if self.args.force {
+            return Ok(None);
+        }
+        let mut last_run = None;
+        for f in files {
+            match input_files::lookup(client, JOB_NAME, &f.path).await? {
+                Some(prev) if prev.fingerprint == f.fingerprint && prev.scope == scope => {
+                    last_run = Some(prev)
+                }
+                _ => return Ok(None),
+            }
+        }
+        Ok(last_run)
+    }
+
     fn selected_hazards(&self) -> Result<Vec<Hazard>> {
         select_hazards(self.args.hazards.as_deref())
     }
@@ -504,54 +587,8 @@ impl Job for HazardBatch {
         }
         let hazards = self.selected_hazards()?;
         let needed = needed_variables(&hazards);
-        let files = expand_inputs(&self.args.inputs)?;
-        let (names, v) = (self.names.clone(), needed.clone());
-        let surveys = tokio::task::spawn_blocking(move || {
-            files
-                .iter()
-                .map(|p| survey_file(p, &names, &v))
-                .collect::<Result<Vec<_>>>()
-        })
-        .await
-        .context("input survey thread")??;
-
         let mut plan = Plan::default();
-        // A variable renamed by a flag that no input holds is a mistake in the flag.
-        let defaults = VariableNames::default();
-        for &v in &needed {
-            let name = self.names.get(v);
-            if name != defaults.get(v)
-                && !surveys.iter().any(|s| s.variables.contains(&v))
-                && let Some(first) = surveys.first()
-            {
-                return Err(BadInput(format!(
-                    "{}: variable \"{name}\": variable not found (named by --{v}-var; no input holds it)",
-                    first.path.display()
-                ))
-                .into());
-            }
-        }
-        let (with_vars, without): (Vec<FileSurvey>, Vec<FileSurvey>) =
-            surveys.into_iter().partition(|s| !s.variables.is_empty());
-        let wanted: Vec<&str> = needed.iter().map(|v| self.names.get(*v)).collect();
-        for s in &without {
-            plan.description.push(format!(
-                "{}: holds none of the variables {}; not read",
-                s.path.display(),
-                wanted.join(", ")
-            ));
-        }
-        if with_vars.is_empty() {
-            let first = without
-                .first()
-                .map(|s| s.path.display().to_string())
-                .unwrap_or_default();
-            return Err(BadInput(format!(
-                "{first}: no input holds any of the variables {} (variable not found)",
-                wanted.join(", ")
-            ))
-            .into());
-        }
+        let with_vars = self.survey_inputs(&needed, &mut plan.description).await?;
         let labelled = label_files(with_vars, &self.labels, &mut plan.description)?;
         let groups = group_by_key(labelled);
 
@@ -652,20 +689,8 @@ impl Job for HazardBatch {
                 key.grid,
                 stable_hash(&file_list)
             );
-            let mut all_unchanged = !self.args.force;
-            let mut last_run = None;
-            for (f, _) in &s.files {
-                if !all_unchanged {
-                    break;
-                }
-                match input_files::lookup(&**client, JOB_NAME, &f.path).await? {
-                    Some(prev) if prev.fingerprint == f.fingerprint && prev.scope == scope => {
-                        last_run = Some(prev)
-                    }
-                    _ => all_unchanged = false,
-                }
-            }
-            if all_unchanged && let Some(prev) = last_run {
+            let file_refs: Vec<FileRef> = s.files.iter().map(|(f, _)| f.clone()).collect();
+            if let Some(prev) = self.unchanged_since(&**client, &file_refs, &scope).await? {
                 unchanged += 1;
                 plan.description.push(format!(
                     "dataset {key}: {} file(s) unchanged since run {} at {} UTC; skipped (--force redoes it)",
@@ -677,7 +702,6 @@ impl Job for HazardBatch {
             }
             let hazard_names: Vec<String> =
                 computable.iter().map(|h| h.risk_type.to_string()).collect();
-            let file_refs: Vec<FileRef> = s.files.iter().map(|(f, _)| f.clone()).collect();
             let per_chunk = match self.args.chunk_points as usize {
                 0 => auto_chunk_points(range.len(), usize::from(self.common.run.concurrency)),
                 n => n,
