@@ -571,8 +571,6 @@ fn validate(
     // (its coordinate variable, or `time` / `valid_time` (ERA5) / `XTIME` (WRF)).
     let time_var = find_time_variable(&nc, &dims, &data_coordinates)
         .map_err(|why| at(first, K::NoTimeAxis(why)))?;
-    let time_name = time_var.name();
-    let time_name = time_name.as_str();
 
     let grid =
         grid::locate(&nc, &dims, &data_coordinates).map_err(|why| at(first, K::BadGrid(why)))?;
@@ -584,41 +582,7 @@ fn validate(
     };
     let points = grid.points;
 
-    let time_attr = |attr: &str| -> Result<Option<String>, InputError> {
-        Ok(time_var
-            .attribute_value(attr)
-            .transpose()
-            .map_err(|e| corrupt(Some(time_name), e))?
-            .and_then(attr_string))
-    };
-    let calendar = match time_attr("calendar")? {
-        None => Calendar::Standard,
-        Some(c) => {
-            Calendar::parse(&c).ok_or_else(|| at(Some(time_name), K::UnsupportedCalendar(c)))?
-        }
-    };
-    let time_units = time_attr("units")?.ok_or_else(|| {
-        at(
-            Some(time_name),
-            K::NoTimeAxis(format!("\"{time_name}\" has no units attribute")),
-        )
-    })?;
-    let raw_time = time_var
-        .get_values::<f64, _>(..)
-        .map_err(|e| corrupt(Some(time_name), e))?;
-    if raw_time.is_empty() {
-        return Err(at(
-            Some(time_name),
-            K::NoTimeAxis("the time axis is empty".into()),
-        ));
-    }
-    // Backwards or repeated steps are refused ("not sorted" / "duplicated");
-    // a gap in the axis is kept as missing days.
-    check_time_order(&raw_time, &time_units, calendar)
-        .map_err(|e| at(Some(time_name), K::BadTimeAxis(e)))?;
-    let day_numbers = super::time_steps::decode_day_numbers(&raw_time, &time_units, calendar)
-        .map_err(|e| at(Some(time_name), K::BadTimeAxis(e)))?;
-    let dates = day_numbers.iter().map(|&n| calendar.date(n)).collect();
+    let (calendar, day_numbers, dates) = read_time_axis(path, &time_var)?;
 
     let scenario = nc
         .attribute("experiment_id")
@@ -655,6 +619,54 @@ fn validate(
         }
     }
     Ok(file)
+}
+
+/// The time axis of `time_var`: its calendar, each step's day number and
+/// date. Steps that go backwards or repeat a day are refused ("not sorted" /
+/// "duplicated"); a gap is kept (missing days).
+fn read_time_axis(
+    path: &Path,
+    time_var: &netcdf::Variable<'_>,
+) -> Result<(Calendar, Vec<i64>, Vec<CfDate>), InputError> {
+    let at = |var: Option<&str>, kind| InputError::new(path, var, kind);
+    let corrupt = |var: Option<&str>, e: netcdf::Error| at(var, K::Corrupt(e.to_string()));
+    let time_name = time_var.name();
+    let time_name = time_name.as_str();
+    let time_attr = |attr: &str| -> Result<Option<String>, InputError> {
+        Ok(time_var
+            .attribute_value(attr)
+            .transpose()
+            .map_err(|e| corrupt(Some(time_name), e))?
+            .and_then(attr_string))
+    };
+    let calendar = match time_attr("calendar")? {
+        None => Calendar::Standard,
+        Some(c) => {
+            Calendar::parse(&c).ok_or_else(|| at(Some(time_name), K::UnsupportedCalendar(c)))?
+        }
+    };
+    let time_units = time_attr("units")?.ok_or_else(|| {
+        at(
+            Some(time_name),
+            K::NoTimeAxis(format!("\"{time_name}\" has no units attribute")),
+        )
+    })?;
+    let raw_time = time_var
+        .get_values::<f64, _>(..)
+        .map_err(|e| corrupt(Some(time_name), e))?;
+    if raw_time.is_empty() {
+        return Err(at(
+            Some(time_name),
+            K::NoTimeAxis("the time axis is empty".into()),
+        ));
+    }
+    check_time_order(&raw_time, &time_units, calendar)
+        .map_err(|e| at(Some(time_name), K::BadTimeAxis(e)))?;
+    let day_numbers = super::time_steps::decode_day_numbers(&raw_time, &time_units, calendar)
+        .map_err(|e| at(Some(time_name), K::BadTimeAxis(e)))?;
+    let dates = day_numbers.iter().map(|&n| calendar.date(n)).collect();
+
+    Ok((calendar, day_numbers, dates))
 }
 
 fn is_time_name(name: &str) -> bool {
