@@ -76,26 +76,7 @@ pub fn run<J: Job>(job: J) -> ! {
     let counters = job.counters();
     watchdog.disarm();
 
-    let summary = RunSummary {
-        job: name.to_string(),
-        run_id,
-        status: ending.status,
-        exit_code: ending.exit.code(),
-        metrics: ending.metrics,
-        duration_ms: started.elapsed().as_millis() as u64,
-        peak_rss_kb: ledger::peak_rss_kb(),
-        dry_run,
-        counters,
-        // A skipped run has a reason, not an error.
-        reason: ending
-            .error
-            .clone()
-            .filter(|_| ending.status == RunStatus::Skipped),
-        error: ending
-            .error
-            .clone()
-            .filter(|_| ending.status != RunStatus::Skipped),
-    };
+    let summary = summary_of(name, run_id, &ending, started, dry_run, counters);
     match (&ending.error, ending.exit) {
         (Some(reason), _) if ending.status == RunStatus::Skipped => {
             tracing::info!(status = %ending.status, "{reason}")
@@ -119,9 +100,8 @@ pub fn run<J: Job>(job: J) -> ! {
     std::process::exit(ending.exit.code())
 }
 
-/// The summary line's content for a run that ended so, for the notify
-/// hooks (the same fields `run` prints last; kept apart so the end of
-/// `run` stays as it was).
+/// The summary line's content for a run that ended so: what `run` prints
+/// last, and what the notify hooks send.
 fn summary_of(
     name: &str,
     run_id: Uuid,
