@@ -135,20 +135,21 @@ fn no_file_refers_to_a_document_outside_the_repository() {
         .output()
         .expect("git ls-files");
     assert!(out.status.success(), "git ls-files failed");
-    let needles = ["../shared", "DESIGN.md"];
+    // Built, not written, so this file does not name them itself.
+    let needles = [
+        format!("{}/{}", "..", "shared"),
+        format!("{}{}.md", "DES", "IGN"),
+    ];
     let mut hits = Vec::new();
     let mut checked = 0;
     for name in out.stdout.split(|b| *b == 0).filter(|n| !n.is_empty()) {
         let name = String::from_utf8_lossy(name).into_owned();
-        if name == "tests/it/architecture.rs" {
-            continue; // names the needles
-        }
         let Ok(text) = std::fs::read_to_string(root.join(&name)) else {
             continue; // binary files
         };
         checked += 1;
         for (n, line) in text.lines().enumerate() {
-            if needles.iter().any(|x| line.contains(x)) {
+            if needles.iter().any(|x| line.contains(x.as_str())) {
                 hits.push(format!("{name}:{}: {}", n + 1, line.trim()));
             }
         }
