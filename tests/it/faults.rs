@@ -148,12 +148,7 @@ fn a_frozen_connection_ends_the_run_69_within_three_task_timeouts_naming_the_sta
             "5s",
         ],
     ));
-    assert!(
-        wait_until(Duration::from_secs(20), || db
-            .count("SELECT count(*) FROM run_chunks WHERE state = 'done'")
-            > 20),
-        "the run never got going"
-    );
+    support::await_chunks_done(&db.url, 20, Duration::from_secs(20));
     proxy.freeze();
     let frozen_at = Instant::now();
     let done = wait(child, started);
@@ -187,12 +182,7 @@ fn a_frozen_connection_ends_a_run_with_default_timeouts_within_45_s() {
         &proxy.url(&db.name),
         &["--tasks", "5000", "--task-duration", "20ms"],
     ));
-    assert!(
-        wait_until(Duration::from_secs(20), || db
-            .count("SELECT count(*) FROM run_chunks WHERE state = 'done'")
-            > 20),
-        "the run never got going"
-    );
+    support::await_chunks_done(&db.url, 20, Duration::from_secs(20));
     proxy.freeze();
     let frozen_at = Instant::now();
     let done = wait(child, started);
@@ -416,14 +406,7 @@ fn a_server_restart_mid_run_exits_69_and_the_rerun_equals_a_clean_run() {
     });
     assert_eq!(migrated.code, 0, "{}", migrated.all_output());
     let (child, started) = spawn(hazard(&url, &args));
-    assert!(
-        wait_until(Duration::from_secs(20), || {
-            support::sql_on(&url, "SELECT count(*) FROM run_chunks WHERE state = 'done'")[0][0]
-                .as_deref()
-                .is_some_and(|n| n != "0")
-        }),
-        "the run never got going"
-    );
+    support::await_chunks_done(&url, 0, Duration::from_secs(20));
     cluster.restart();
     let cut = wait(child, started);
     eprintln!("restart mid-run: exit {}", cut.code);
@@ -520,12 +503,7 @@ fn a_stalled_live_run_is_not_declared_abandoned_by_another_job() {
             "200ms",
         ],
     ));
-    assert!(
-        wait_until(Duration::from_secs(10), || db
-            .count("SELECT count(*) FROM run_chunks WHERE state = 'done'")
-            > 2),
-        "the canary never got going"
-    );
+    support::await_chunks_done(&db.url, 2, Duration::from_secs(10));
     signal(&child, libc::SIGSTOP);
     // Six heartbeats are 1.2 s: wait until the row is well past that.
     assert!(
@@ -603,12 +581,7 @@ fn an_administrator_ending_the_runs_sessions_exits_69() {
             "2",
         ],
     ));
-    assert!(
-        wait_until(Duration::from_secs(10), || db
-            .count("SELECT count(*) FROM run_chunks WHERE state = 'done'")
-            > 5),
-        "the canary never got going"
-    );
+    support::await_chunks_done(&db.url, 5, Duration::from_secs(10));
     db.rows("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'canary/%' AND datname = current_database()");
     let done = wait(child, started);
     assert_no_panic(&done);

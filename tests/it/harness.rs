@@ -217,12 +217,7 @@ fn sigterm_stops_gracefully_keeps_finished_work_and_exits_143() {
     ]);
     let (child, started) = spawn(c);
     // Signal once the run is under way: some chunks are done.
-    assert!(wait_until(Duration::from_secs(20), || {
-        db.rows("SELECT count(*) FROM run_chunks WHERE state = 'done'")
-            .first()
-            .and_then(|r| r[0].as_deref())
-            .is_some_and(|n| n.parse::<i64>().unwrap_or(0) >= 5)
-    }));
+    support::await_chunks_done(&db.url, 4, Duration::from_secs(20));
     signal(&child, libc::SIGTERM);
     let signalled = std::time::Instant::now();
     let done = wait(child, started);

@@ -255,6 +255,22 @@ pub fn signal(child: &Child, sig: i32) {
 }
 
 /// Polls `cond` every 50 ms up to `limit`.
+/// Waits up to `limit` until more than `more_than` chunks of the database
+/// at `url` are done, i.e. a run is under way; fails the test otherwise.
+pub fn await_chunks_done(url: &str, more_than: i64, limit: Duration) {
+    let done = || {
+        sql_on(url, "SELECT count(*) FROM run_chunks WHERE state = 'done'")[0][0]
+            .as_deref()
+            .and_then(|n| n.parse::<i64>().ok())
+            .unwrap_or(0)
+    };
+    assert!(
+        wait_until(limit, || done() > more_than),
+        "the run never got going: {} chunk(s) done after {limit:?}",
+        done()
+    );
+}
+
 pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let start = Instant::now();
     while start.elapsed() < limit {
