@@ -9,6 +9,7 @@
 pub mod cache;
 pub mod climate;
 pub mod demo;
+pub mod fingerprint;
 pub mod harness;
 pub mod hazard;
 pub mod jobs;

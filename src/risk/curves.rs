@@ -26,6 +26,7 @@
 //! point it is flat — `numpy.interp`'s rule, which CLIMADA's impact
 //! functions use, so the two agree on every intensity.
 
+use crate::fingerprint::Fnv64;
 use std::collections::BTreeMap;
 
 use super::LineError;
@@ -85,16 +86,16 @@ impl Curve {
     /// so a run can tell which curves changed since the last one.
     pub fn fingerprint(&self) -> String {
         let mut h = Fnv64::default();
-        h.write(self.risk_type.as_bytes());
-        h.write(self.asset_class.as_str().as_bytes());
+        h.write_field(self.risk_type.as_bytes());
+        h.write_field(self.asset_class.as_str().as_bytes());
         for (x, y) in &self.points {
-            h.write(&x.to_bits().to_le_bytes());
-            h.write(&y.to_bits().to_le_bytes());
+            h.write_field(&x.to_bits().to_le_bytes());
+            h.write_field(&y.to_bits().to_le_bytes());
         }
-        h.write(self.unit.as_bytes());
-        h.write(&[u8::from(self.proxy)]);
-        h.write(self.source.as_bytes());
-        format!("{:016x}", h.0)
+        h.write_field(self.unit.as_bytes());
+        h.write_field(&[u8::from(self.proxy)]);
+        h.write_field(self.source.as_bytes());
+        format!("{:016x}", h.finish())
     }
 }
 
@@ -327,28 +328,6 @@ pub fn parse_curves_csv(text: &str) -> Result<CurveSet, Vec<LineError>> {
         Ok(set)
     } else {
         Err(errors)
-    }
-}
-
-/// FNV-1a, 64 bits: a fingerprint stable across builds and platforms.
-#[derive(Clone, Copy)]
-struct Fnv64(u64);
-
-impl Default for Fnv64 {
-    fn default() -> Self {
-        Fnv64(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl Fnv64 {
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 ^= u64::from(b);
-            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-        // A separator, so ("ab","c") and ("a","bc") differ.
-        self.0 ^= 0xff;
-        self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
     }
 }
 

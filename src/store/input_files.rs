@@ -1,6 +1,7 @@
 //! `input_files`: what an input was when it was last fully processed, so
 //! an unchanged input is skipped and a changed one recomputed.
 
+use crate::fingerprint::Fnv64;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
@@ -34,32 +35,14 @@ pub fn fingerprint(path: &Path) -> std::io::Result<String> {
         file.read_exact(&mut buf)?;
         hash.write(&buf);
     }
-    Ok(format!("v1:{size}:{mtime}:{:016x}", hash.0))
-}
-
-/// FNV-1a, 64 bit: stable across Rust versions, unlike `DefaultHasher`.
-struct Fnv64(u64);
-
-impl Default for Fnv64 {
-    fn default() -> Self {
-        Fnv64(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl Fnv64 {
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 ^= u64::from(b);
-            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
+    Ok(format!("v1:{size}:{mtime}:{:016x}", hash.finish()))
 }
 
 /// Stable hash of a string, for plan keys.
 pub fn stable_hash(text: &str) -> String {
     let mut h = Fnv64::default();
     h.write(text.as_bytes());
-    format!("{:016x}", h.0)
+    format!("{:016x}", h.finish())
 }
 
 /// What was recorded for an input.
