@@ -15,6 +15,13 @@ impl Default for Fnv64 {
 }
 
 impl Fnv64 {
+    /// The hash of `bytes` alone.
+    pub fn of(bytes: &[u8]) -> u64 {
+        let mut h = Fnv64::default();
+        h.write(bytes);
+        h.finish()
+    }
+
     /// Feeds bytes, as if appended to what came before.
     pub fn write(&mut self, bytes: &[u8]) {
         for &b in bytes {
@@ -45,11 +52,7 @@ mod tests {
 
     #[test]
     fn matches_the_published_fnv1a_vectors() {
-        let hash = |s: &str| {
-            let mut h = Fnv64::default();
-            h.write(s.as_bytes());
-            h.finish()
-        };
+        let hash = |s: &str| Fnv64::of(s.as_bytes());
         assert_eq!(hash(""), 0xcbf2_9ce4_8422_2325);
         assert_eq!(hash("a"), 0xaf63_dc4c_8601_ec8c);
         assert_eq!(hash("foobar"), 0x8594_4171_f739_67e8);

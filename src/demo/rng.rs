@@ -24,12 +24,7 @@ pub(crate) fn derive_seed(parts: &[u64]) -> u64 {
 
 /// FNV-1a, 64 bit: a stable hash of a string (std's hasher is not stable across releases).
 pub(crate) fn fnv1a(s: &str) -> u64 {
-    let mut h = 0xCBF2_9CE4_8422_2325_u64;
-    for b in s.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01B3);
-    }
-    h
+    crate::fingerprint::Fnv64::of(s.as_bytes())
 }
 
 /// xoshiro256++ with a cached second normal deviate (Marsaglia polar method).

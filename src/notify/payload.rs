@@ -6,6 +6,7 @@
 //!
 //! Pure: builds JSON from an [`Alert`]; sending is `super::http`.
 
+use crate::fingerprint::Fnv64;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -89,12 +90,7 @@ impl Alert<'_> {
     /// Alertmanager's fingerprint is 16 hex digits of a label hash; this is
     /// FNV-1a of the alert key (stable across runs and processes).
     pub fn fingerprint(&self) -> String {
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in self.key().bytes() {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-        format!("{h:016x}")
+        format!("{:016x}", Fnv64::of(self.key().as_bytes()))
     }
 }
 
