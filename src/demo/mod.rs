@@ -1056,6 +1056,13 @@ fn write_regions(path: &Path, geom: &Geometry, seed: u64) -> Result<usize> {
         let lon = round4(lo0 + r.uniform() * (lo1 - lo0)).clamp(lo0, lo1);
         let _ = writeln!(text, "KR-R{i:03},Region {i:03},{lat:.4},{lon:.4}");
     }
+    write_csv_atomically(path, &text, "regions")?;
+    Ok(n)
+}
+
+/// Writes `text` to `path` through a `.part` file renamed into place, so a
+/// reader never sees half a file; the part file is removed on failure.
+pub(crate) fn write_csv_atomically(path: &Path, text: &str, what: &str) -> Result<()> {
     let tmp = path.with_extension("csv.part");
     let write = || -> std::io::Result<()> {
         let mut f = std::fs::File::create(&tmp)?;
@@ -1065,9 +1072,9 @@ fn write_regions(path: &Path, geom: &Geometry, seed: u64) -> Result<usize> {
     };
     if let Err(e) = write() {
         let _ = std::fs::remove_file(&tmp);
-        return Err(e).with_context(|| format!("writing regions file {}", path.display()));
+        return Err(e).with_context(|| format!("writing {what} file {}", path.display()));
     }
-    Ok(n)
+    Ok(())
 }
 
 #[cfg(test)]

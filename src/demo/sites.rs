@@ -3,10 +3,9 @@
 //! a distance to a river. Deterministic for a seed.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use super::rng::{Rng, derive_seed, fnv1a};
 use crate::risk::{AssetClass, StructureType};
@@ -44,16 +43,6 @@ pub fn write_sites(
             structure.as_str()
         );
     }
-    let tmp = path.with_extension("csv.part");
-    let write = || -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    };
-    if let Err(e) = write() {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e).with_context(|| format!("writing sites file {}", path.display()));
-    }
+    super::write_csv_atomically(path, &text, "sites")?;
     Ok(count)
 }
