@@ -3,22 +3,12 @@
 //! unit tests in deploy/prometheus/rules.test.yaml pass (and fail when the
 //! thresholds move), and every alert links to a README section that exists.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use crate::deploy_support::{repo, scratch};
 use std::process::{Command, Output};
 
 const BASE: &str = "https://git.example/climate-jobs/blob/main/README.md";
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn scratch(tag: &str) -> PathBuf {
-    let dir =
-        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
-}
 
 fn render(jobs_yaml: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_jobctl"))
@@ -52,16 +42,16 @@ fn text(o: &Output) -> String {
 
 #[test]
 fn shipped_rules_are_rendered_from_jobs_yaml_and_pass_promtool() {
-    let out = render(&root().join("jobs.yaml"));
+    let out = render(&repo().join("jobs.yaml"));
     assert!(out.status.success(), "{}", text(&out));
-    let shipped = std::fs::read_to_string(root().join("deploy/prometheus/rules.yaml")).unwrap();
+    let shipped = std::fs::read_to_string(repo().join("deploy/prometheus/rules.yaml")).unwrap();
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         shipped,
         "deploy/prometheus/rules.yaml is stale: run `jobctl render prometheus-rules --runbook-base {BASE} \
          > deploy/prometheus/rules.yaml` and update rules.test.yaml's thresholds"
     );
-    let dir = root().join("deploy/prometheus");
+    let dir = repo().join("deploy/prometheus");
     let check = promtool(&["check", "rules", "rules.yaml"], &dir);
     assert!(check.status.success(), "{}", text(&check));
     assert!(
@@ -80,7 +70,7 @@ fn shipped_rules_are_rendered_from_jobs_yaml_and_pass_promtool() {
 fn the_unit_tests_fail_when_a_threshold_moves() {
     // canary every 10 minutes instead of 30: late after 1690 s, not 2890 s.
     let dir = scratch("rules-moved");
-    let jobs = std::fs::read_to_string(root().join("jobs.yaml"))
+    let jobs = std::fs::read_to_string(repo().join("jobs.yaml"))
         .unwrap()
         .replace("schedule: \"*/30 * * * *\"", "schedule: \"*/10 * * * *\"");
     std::fs::write(dir.join("jobs.yaml"), jobs).unwrap();
@@ -88,7 +78,7 @@ fn the_unit_tests_fail_when_a_threshold_moves() {
     assert!(out.status.success(), "{}", text(&out));
     std::fs::write(dir.join("rules.yaml"), &out.stdout).unwrap();
     std::fs::copy(
-        root().join("deploy/prometheus/rules.test.yaml"),
+        repo().join("deploy/prometheus/rules.test.yaml"),
         dir.join("rules.test.yaml"),
     )
     .unwrap();
@@ -126,13 +116,13 @@ fn slug(heading: &str) -> String {
 
 #[test]
 fn every_alert_links_to_a_readme_section() {
-    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
     let anchors: Vec<String> = readme
         .lines()
         .filter_map(|l| l.strip_prefix('#'))
         .map(|l| slug(l.trim_start_matches('#')))
         .collect();
-    let rules = std::fs::read_to_string(root().join("deploy/prometheus/rules.yaml")).unwrap();
+    let rules = std::fs::read_to_string(repo().join("deploy/prometheus/rules.yaml")).unwrap();
     let mut links = 0;
     for line in rules.lines() {
         if let Some(url) = line.trim().strip_prefix("runbook_url: ") {
@@ -164,13 +154,13 @@ fn a_bad_runbook_base_or_jobs_file_is_a_usage_error() {
             "--runbook-base",
             "README.md#x",
         ])
-        .current_dir(root())
+        .current_dir(repo())
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("--runbook-base"), "{}", text(&out));
     let dir = scratch("rules-bad-freshness");
-    let jobs = std::fs::read_to_string(root().join("jobs.yaml"))
+    let jobs = std::fs::read_to_string(repo().join("jobs.yaml"))
         .unwrap()
         .replace(
             "{table: probability_results, max_age: 35d}",

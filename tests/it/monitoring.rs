@@ -6,19 +6,11 @@
 use crate::prometheus_support;
 use crate::support;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::deploy_support::scratch;
 use prometheus_support::Monitoring;
 use support::{TestDb, jobctl, run, signal, spawn, wait_until};
-
-fn scratch(tag: &str) -> PathBuf {
-    let dir =
-        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
-}
 
 /// `metric{job="climate_jobs",cronjob="canary",extra}`.
 fn canary(metric: &str, extra: &str) -> String {
