@@ -12,21 +12,6 @@ use common::{Grid, Spec, TempDir, Var};
 
 const ALL: [Variable; 3] = [Variable::Tasmax, Variable::Tasmin, Variable::Pr];
 
-/// Tests that spawn the job binary run alone. HDF5 opens files without close-on-exec and
-/// flock()s them: a child forked while another test's thread has a file open inherits the
-/// descriptor and its lock, and that test's next open of the file fails ("NetCDF: HDF error").
-static SPAWNING: std::sync::RwLock<()> = std::sync::RwLock::new(());
-
-/// Held by every test that uses NetCDF files in this process.
-fn in_process() -> std::sync::RwLockReadGuard<'static, ()> {
-    SPAWNING.read().unwrap_or_else(|p| p.into_inner())
-}
-
-/// Held by a test that spawns processes.
-fn spawning() -> std::sync::RwLockWriteGuard<'static, ()> {
-    SPAWNING.write().unwrap_or_else(|p| p.into_inner())
-}
-
 fn latlon(lats: &[f64], lons: &[f64]) -> Grid {
     Grid::LatLon {
         lats: lats.to_vec(),
@@ -61,7 +46,6 @@ fn open(path: &std::path::Path) -> Result<ClimateFile, climate_jobs::climate::In
 
 #[test]
 fn reads_blocks_time_major_with_partial_rows() {
-    let _files = in_process();
     let dir = TempDir::new("blocks");
     let p = dir.path("grid.nc");
     let mut spec = indexed_spec(4);
@@ -94,7 +78,6 @@ fn reads_blocks_time_major_with_partial_rows() {
 
 #[test]
 fn descending_latitude_keeps_file_order() {
-    let _files = in_process();
     let dir = TempDir::new("desc");
     let p = dir.path("desc.nc");
     let mut spec = indexed_spec(2);
@@ -111,7 +94,6 @@ fn descending_latitude_keeps_file_order() {
 
 #[test]
 fn point_layout_with_latitude_longitude_names() {
-    let _files = in_process();
     let dir = TempDir::new("points");
     let p = dir.path("points.nc");
     let mut spec = Spec::daily(
@@ -146,7 +128,6 @@ fn point_layout_with_latitude_longitude_names() {
 
 #[test]
 fn fill_missing_value_and_nan_are_nan() {
-    let _files = in_process();
     let dir = TempDir::new("fill");
     let p = dir.path("fill.nc");
     let mut spec = indexed_spec(1);
@@ -173,7 +154,6 @@ fn fill_missing_value_and_nan_are_nan() {
 
 #[test]
 fn variable_names_are_overridable() {
-    let _files = in_process();
     let dir = TempDir::new("names");
     let p = dir.path("names.nc");
     let mut spec = indexed_spec(1);
@@ -195,7 +175,6 @@ fn variable_names_are_overridable() {
 
 #[test]
 fn missing_file() {
-    let _files = in_process();
     let dir = TempDir::new("missing");
     let p = dir.path("nope.nc");
     let err = open(&p).unwrap_err();
@@ -205,7 +184,6 @@ fn missing_file() {
 
 #[test]
 fn not_a_netcdf_file() {
-    let _files = in_process();
     let dir = TempDir::new("notnc");
     let p = dir.path("readme.nc");
     std::fs::write(&p, "this is not a NetCDF file\n".repeat(100)).unwrap();
@@ -250,19 +228,16 @@ fn check_truncated(classic: bool) {
 
 #[test]
 fn truncated_netcdf4_file() {
-    let _files = in_process();
     check_truncated(false);
 }
 
 #[test]
 fn truncated_classic_file() {
-    let _files = in_process();
     check_truncated(true);
 }
 
 #[test]
 fn missing_variable() {
-    let _files = in_process();
     let dir = TempDir::new("missvar");
     let p = dir.path("f.nc");
     let mut spec = indexed_spec(2);
@@ -280,7 +255,6 @@ fn missing_variable() {
 
 #[test]
 fn unknown_units() {
-    let _files = in_process();
     let dir = TempDir::new("units");
     let p = dir.path("ssp245.nc");
     let mut spec = indexed_spec(2);
@@ -310,7 +284,6 @@ fn unknown_units() {
 
 #[test]
 fn no_time_axis() {
-    let _files = in_process();
     let dir = TempDir::new("notime");
     let p = dir.path("f.nc");
     let mut spec = indexed_spec(1);
@@ -326,7 +299,6 @@ fn no_time_axis() {
 
 #[test]
 fn unsupported_calendar() {
-    let _files = in_process();
     let dir = TempDir::new("cal");
     let p = dir.path("f.nc");
     let mut spec = indexed_spec(2);
@@ -348,7 +320,6 @@ fn unsupported_calendar() {
 
 #[test]
 fn non_daily_time_axis() {
-    let _files = in_process();
     let dir = TempDir::new("nondaily");
     let p = dir.path("f.nc");
     // A gap is missing days, not an error: the steps keep their own day numbers.
@@ -407,7 +378,6 @@ fn by_key(rows: &[AnnualValue]) -> std::collections::BTreeMap<(usize, usize, i32
 
 #[test]
 fn annual_indices_standard_calendar() {
-    let _files = in_process();
     let dir = TempDir::new("annual");
     // 1999-12-27 + 740 days = through 2002-01-05; 2000 and 2001 are complete.
     let days = 740;
@@ -485,7 +455,6 @@ fn annual_indices_standard_calendar() {
 
 #[test]
 fn annual_indices_flux_units_and_360_day() {
-    let _files = in_process();
     let dir = TempDir::new("flux360");
     let days = 720;
     let p = series_file(
@@ -509,7 +478,6 @@ fn annual_indices_flux_units_and_360_day() {
 
 #[test]
 fn all_missing_point_gives_no_rows() {
-    let _files = in_process();
     let dir = TempDir::new("allmiss");
     let p = series_file(
         &dir,
@@ -579,7 +547,6 @@ fn small_spec(days: usize) -> Spec {
 
 #[test]
 fn refused_grids_axes_and_packing_exit_65_naming_file_and_problem() {
-    let _files = spawning();
     let db = support::TestDb::migrated("reader_bad_input");
     let dir = TempDir::new("reader-bad");
     let good = dir.path("good.nc");
@@ -687,7 +654,6 @@ fn refused_grids_axes_and_packing_exit_65_naming_file_and_problem() {
 
 #[test]
 fn curvilinear_and_packed_files_open_with_geographic_points() {
-    let _files = in_process();
     let fx = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hazard");
     // WRF: XLAT(Time, y, x) float32; the points are its first step, row-major.
     let wrf = open(&fx.join("wrf_xlat_xlong.nc")).unwrap();
@@ -722,7 +688,6 @@ fn curvilinear_and_packed_files_open_with_geographic_points() {
 
 #[test]
 fn a_height_coordinate_is_not_taken_for_a_grid_axis() {
-    let _files = in_process();
     // CMIP6 tasmax lists `coordinates = "height"` (a scalar in metres) next to 1-D lat/lon.
     let dir = TempDir::new("scalar-coord");
     let p = dir.path("f.nc");
