@@ -175,14 +175,15 @@ fn pure_aal_equals_climada_eai_exp_within_1e_9() {
         .iter()
         .map(|s| climate_jobs::cache::nearest_point(s.lat, s.lon, &grid))
         .collect();
-    let (rows, without) = assess_sites(&sites, &nearest, &records(&exp), &curves).unwrap();
+    let (results, without) = assess_sites(&sites, &nearest, &records(&exp), &curves).unwrap();
     assert_eq!(without, 0);
-    let by_key: HashMap<(String, String, String), f64> = rows
+    let by_key: HashMap<(String, String, String), f64> = results
+        .rows
         .iter()
         .map(|r| {
             (
                 (r.site_id.clone(), r.scenario.clone(), r.risk_type.clone()),
-                r.aal_rate[0],
+                results.series_of(r).aal_rate[0],
             )
         })
         .collect();
@@ -305,7 +306,7 @@ fn rerun_is_skipped_and_one_changed_curve_recomputes_only_its_sites() {
     );
 
     let before: HashMap<String, String> = db
-        .rows("SELECT site_id || '/' || scenario || '/' || risk_type, run_id::text || aal_rate::text FROM site_results")
+        .rows("SELECT r.site_id || '/' || r.scenario || '/' || r.risk_type, r.run_id::text || h.aal_rate::text FROM site_results r JOIN site_hazard_series h ON h.id = r.series_id")
         .into_iter()
         .map(|r| (r[0].clone().unwrap(), r[1].clone().unwrap()))
         .collect();
@@ -325,7 +326,7 @@ fn rerun_is_skipped_and_one_changed_curve_recomputes_only_its_sites() {
     assert_eq!(third.code, 0, "{}", third.all_output());
     assert_eq!(third.summary()["tasks_done"], 1, "{}", third.all_output());
     let after: HashMap<String, String> = db
-        .rows("SELECT site_id || '/' || scenario || '/' || risk_type, run_id::text || aal_rate::text FROM site_results")
+        .rows("SELECT r.site_id || '/' || r.scenario || '/' || r.risk_type, r.run_id::text || h.aal_rate::text FROM site_results r JOIN site_hazard_series h ON h.id = r.series_id")
         .into_iter()
         .map(|r| (r[0].clone().unwrap(), r[1].clone().unwrap()))
         .collect();
