@@ -3,7 +3,10 @@
 //! curve, the AAL rate, the damage at the 10/50/100-year return levels, the
 //! hazard, exposure and vulnerability scores and the risk index
 //! (`crate::risk`), written to `site_results` (one row per site, dataset and
-//! hazard, years as arrays, plus an `all_hazards` total).
+//! hazard: the site's scores and its series) and `site_hazard_series` (the
+//! per-year arrays of a grid point, dataset, hazard and curve, computed and
+//! stored once per chunk whatever the number of sites sharing them); the
+//! views add the `all_hazards` totals.
 //!
 //! Plan: validate the curves (a bad line exits 65 naming file and line) and
 //! that every site's asset class has a curve for every hazard (exit 65
@@ -15,9 +18,9 @@
 //! Task: the chunk's sites, their nearest grid points, those points'
 //! probabilities (through `store::site_results::read_probabilities`, the one
 //! seam), the pure computation on a blocking thread, then delete-and-COPY of
-//! the chunk's rows in one transaction.
+//! the chunk's rows and series in one transaction.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -33,15 +36,15 @@ use crate::harness::{
     BadInput, CommonArgs, Job, Plan, PlanContext, TaskContext, TaskOutput, TaskSpec, UsageError,
 };
 use crate::hazard::{Hazard, default_hazards};
-use crate::risk::scores::{exposure_score, risk_index, vulnerability_score};
+use crate::risk::scores::{exposure_score, vulnerability_score};
 use crate::risk::{
-    BinProbabilities, CurveSet, DEFAULT_CURVES, DEFAULT_CURVES_PATH, PreparedBins, Site,
-    apply_curve, parse_curves_csv, prepare,
+    AssetClass, BinProbabilities, Curve, CurveSet, DEFAULT_CURVES, DEFAULT_CURVES_PATH,
+    PreparedBins, Site, apply_curve, parse_curves_csv, prepare,
 };
 use crate::store::input_files::{self, stable_hash};
 use crate::store::site_results::{
-    self, DatasetKey, ProbabilityRecord, SiteResultRow, read_probabilities, recorded_curves,
-    replace_chunk, table_version,
+    self, ChunkResults, HazardSeries, ProbabilityRecord, SiteResultRow, read_probabilities,
+    recorded_curves, replace_chunk, table_version,
 };
 use crate::store::sites::{StoredSite, load};
 
@@ -50,7 +53,7 @@ pub const JOB_NAME: &str = "site-risk-batch";
 /// `input_files.path` under which the source tables' versions are recorded.
 const SOURCE: &str = "table:sites+probability_results";
 
-/// `risk_type` of the per-site total over hazards.
+/// `risk_type` of the per-site total over hazards (computed by the views).
 pub const ALL_HAZARDS: &str = "all_hazards";
 
 /// site-risk-batch's flags.
@@ -82,6 +85,10 @@ pub struct SiteRiskBatch {
     pub common: CommonArgs,
     planned: Mutex<Option<Planned>>,
     grid: OnceCell<Arc<Vec<(i32, f64, f64)>>>,
+    /// The plan's nearest grid point of each site (index into `grid`), by
+    /// site id and exact coordinates, so this process's chunks need not
+    /// search all the grid again (a chunk run elsewhere searches).
+    nearest: Mutex<HashMap<(String, u64, u64), usize>>,
     without_probabilities: AtomicU64,
 }
 
@@ -110,6 +117,7 @@ impl SiteRiskBatch {
             common,
             planned: Mutex::new(None),
             grid: OnceCell::new(),
+            nearest: Mutex::new(HashMap::new()),
             without_probabilities: AtomicU64::new(0),
         }
     }
@@ -208,14 +216,18 @@ fn check_coverage(sites: &[StoredSite], curves: &CurveSet, curves_name: &str) ->
 /// Everything one chunk computes, from the chunk's sites, their nearest
 /// grid points (`nearest[i]` for `sites[i]`: grid id and distance) and those
 /// points' probability results (ordered by grid, dataset, hazard, year).
-/// Pure: the task's blocking half. Returns the rows and the number of sites
-/// whose grid point has no probability result.
+/// Pure: the task's blocking half. Each series (grid point, dataset, hazard,
+/// curve) is computed once, whatever the number of the chunk's sites using
+/// it; each site gets one row per dataset and hazard pointing at it. The
+/// totals over hazards are the views' (see migrations/0010). Returns the
+/// results and the number of sites whose grid point has no probability
+/// result.
 pub fn assess_sites(
     sites: &[Site],
     nearest: &[Option<(i32, f64)>],
     records: &[ProbabilityRecord],
     curves: &CurveSet,
-) -> Result<(Vec<SiteResultRow>, u64)> {
+) -> Result<(ChunkResults, u64)> {
     let hazards: HashMap<String, Hazard> = default_hazards()
         .into_iter()
         .map(|h| (h.risk_type.to_string(), h))
@@ -237,39 +249,42 @@ pub fn assess_sites(
         }
         prepared.push(p);
     }
-    let mut by_grid: HashMap<i32, (usize, usize)> = HashMap::new();
-    let mut start = 0;
-    while start < records.len() {
-        let g = records[start].grid_id;
-        let end = start + records[start..].partition_point(|r| r.grid_id == g);
-        by_grid.insert(g, (start, end));
-        start = end;
+    // Per grid point, its (dataset, hazard) groups of consecutive records.
+    let mut groups: HashMap<i32, Vec<std::ops::Range<usize>>> = HashMap::new();
+    let mut i = 0;
+    while i < records.len() {
+        let r = &records[i];
+        let mut j = i + 1;
+        while j < records.len()
+            && records[j].grid_id == r.grid_id
+            && records[j].dataset == r.dataset
+            && records[j].risk_type == r.risk_type
+        {
+            j += 1;
+        }
+        if hazards.contains_key(r.risk_type.as_str()) {
+            groups.entry(r.grid_id).or_default().push(i..j);
+        }
+        i = j;
     }
-    let mut rows = Vec::new();
+    let mut out = ChunkResults::default();
+    // (first record of the group, asset class) -> index in out.series.
+    let mut computed: HashMap<(usize, AssetClass), usize> = HashMap::new();
+    let mut fingerprints: HashMap<(&str, AssetClass), String> = HashMap::new();
     let mut without = 0;
     for (site, near) in sites.iter().zip(nearest) {
         let Some((grid_id, distance)) = *near else {
             without += 1;
             continue;
         };
-        let Some(&(from, to)) = by_grid.get(&grid_id) else {
+        let Some(site_groups) = groups.get(&grid_id) else {
             without += 1;
             continue;
         };
-        let v = vulnerability_score(site);
-        let mut totals: BTreeMap<&DatasetKey, BTreeMap<i16, (f64, i16, f32)>> = BTreeMap::new();
-        let mut i = from;
-        while i < to {
-            let (dataset, risk_type) = (&records[i].dataset, &records[i].risk_type);
-            let mut j = i;
-            while j < to && records[j].dataset == *dataset && records[j].risk_type == *risk_type {
-                j += 1;
-            }
-            let group = i..j;
-            i = j;
-            if !hazards.contains_key(risk_type.as_str()) {
-                continue;
-            }
+        let v = vulnerability_score(site) as f32;
+        for group in site_groups {
+            let first = &records[group.start];
+            let risk_type = first.risk_type.as_str();
             let curve = curves.get(risk_type, site.asset_class).ok_or_else(|| {
                 anyhow!(
                     "site {:?}: no {risk_type} curve for asset class {}",
@@ -277,76 +292,80 @@ pub fn assess_sites(
                     site.asset_class
                 )
             })?;
-            let e = exposure_score(site, risk_type);
-            let n = group.len();
-            let mut row = SiteResultRow {
+            let fingerprint = fingerprints
+                .entry((risk_type, site.asset_class))
+                .or_insert_with(|| curve.fingerprint())
+                .clone();
+            let series = *computed
+                .entry((group.start, site.asset_class))
+                .or_insert_with(|| {
+                    out.series.push(series_of(
+                        grid_id,
+                        &records[group.clone()],
+                        &prepared[group.clone()],
+                        curve,
+                        fingerprint.clone(),
+                    ));
+                    out.series.len() - 1
+                });
+            out.rows.push(SiteResultRow {
                 site_id: site.site_id.clone(),
-                scenario: dataset.scenario.clone(),
-                model: dataset.model.clone(),
-                member: dataset.member.clone(),
-                risk_type: risk_type.clone(),
-                grid_id: Some(grid_id),
-                distance_km: Some(distance as f32),
-                e_score: Some(e as f32),
-                v_score: v as f32,
-                curve_fingerprint: Some(curve.fingerprint()),
-                years: Vec::with_capacity(n),
-                aal_rate: Vec::with_capacity(n),
-                damage_rl10: Some(Vec::with_capacity(n)),
-                damage_rl50: Some(Vec::with_capacity(n)),
-                damage_rl100: Some(Vec::with_capacity(n)),
-                hazard_score: Some(Vec::with_capacity(n)),
-                risk_index: None,
-                hazard_count: None,
-            };
-            let total = totals.entry(dataset).or_default();
-            for k in group {
-                let r = &records[k];
-                let out = apply_curve(&view(r), &prepared[k], curve);
-                let ri = risk_index(out.hazard_score, e, v) as f32;
-                row.years.push(r.year);
-                row.aal_rate.push(out.aal_rate);
-                for (col, d) in [
-                    &mut row.damage_rl10,
-                    &mut row.damage_rl50,
-                    &mut row.damage_rl100,
-                ]
-                .into_iter()
-                .zip(out.damage_at_return_levels)
-                {
-                    if let Some(c) = col {
-                        c.push(d as f32);
-                    }
-                }
-                if let Some(h) = &mut row.hazard_score {
-                    h.push(out.hazard_score as f32);
-                }
-                let t = total.entry(r.year).or_insert((0.0, 0, 0.0));
-                t.0 += out.aal_rate;
-                t.1 += 1;
-                t.2 = t.2.max(ri);
-            }
-            rows.push(row);
-        }
-        for (dataset, years) in totals {
-            rows.push(SiteResultRow {
-                site_id: site.site_id.clone(),
-                scenario: dataset.scenario.clone(),
-                model: dataset.model.clone(),
-                member: dataset.member.clone(),
-                risk_type: ALL_HAZARDS.to_string(),
-                grid_id: Some(grid_id),
-                distance_km: Some(distance as f32),
-                v_score: v as f32,
-                years: years.keys().copied().collect(),
-                aal_rate: years.values().map(|t| t.0).collect(),
-                risk_index: Some(years.values().map(|t| t.2).collect()),
-                hazard_count: Some(years.values().map(|t| t.1).collect()),
-                ..SiteResultRow::default()
+                scenario: first.dataset.scenario.clone(),
+                model: first.dataset.model.clone(),
+                member: first.dataset.member.clone(),
+                risk_type: first.risk_type.clone(),
+                grid_id,
+                distance_km: distance as f32,
+                e_score: exposure_score(site, risk_type) as f32,
+                v_score: v,
+                curve_fingerprint: fingerprint,
+                series,
             });
         }
     }
-    Ok((rows, without))
+    Ok((out, without))
+}
+
+/// One grid point's series for one dataset and hazard (`records` and their
+/// `prepared` bins, by year) through `curve`.
+fn series_of(
+    grid_id: i32,
+    records: &[ProbabilityRecord],
+    prepared: &[PreparedBins],
+    curve: &Curve,
+    curve_fingerprint: String,
+) -> HazardSeries {
+    let n = records.len();
+    let mut s = HazardSeries {
+        grid_id,
+        risk_type: records
+            .first()
+            .map(|r| r.risk_type.clone())
+            .unwrap_or_default(),
+        curve_fingerprint,
+        years: Vec::with_capacity(n),
+        aal_rate: Vec::with_capacity(n),
+        damage_rl10: Vec::with_capacity(n),
+        damage_rl50: Vec::with_capacity(n),
+        damage_rl100: Vec::with_capacity(n),
+        hazard_score: Vec::with_capacity(n),
+    };
+    for (r, p) in records.iter().zip(prepared) {
+        let o = apply_curve(&view(r), p, curve);
+        let [d10, d50, d100] = o.damage_at_return_levels;
+        s.years.push(r.year);
+        s.aal_rate.push(o.aal_rate);
+        s.damage_rl10.push(d10 as f32);
+        s.damage_rl50.push(d50 as f32);
+        s.damage_rl100.push(d100 as f32);
+        s.hazard_score.push(o.hazard_score as f32);
+    }
+    s
+}
+
+/// Key of [`SiteRiskBatch::nearest`]: a site moved since the plan misses.
+fn nearest_key(site: &Site) -> (String, u64, u64) {
+    (site.site_id.clone(), site.lat.to_bits(), site.lon.to_bits())
 }
 
 fn view(r: &ProbabilityRecord) -> BinProbabilities<'_> {
@@ -468,6 +487,8 @@ impl Job for SiteRiskBatch {
         let located: Vec<(i32, &StoredSite)> = {
             let coords: Vec<(f64, f64)> =
                 selected.iter().map(|s| (s.site.lat, s.site.lon)).collect();
+            let by_id: HashMap<i32, usize> =
+                grid.iter().enumerate().map(|(i, p)| (p.0, i)).collect();
             let nearest = tokio::task::spawn_blocking(move || {
                 coords
                     .iter()
@@ -476,6 +497,13 @@ impl Job for SiteRiskBatch {
             })
             .await
             .context("nearest-point thread")?;
+            let mut cache = self.nearest.lock().unwrap_or_else(|p| p.into_inner());
+            for (g, s) in nearest.iter().zip(&selected) {
+                if let Some(&i) = by_id.get(g) {
+                    cache.insert(nearest_key(&s.site), i);
+                }
+            }
+            drop(cache);
             let mut v: Vec<(i32, &StoredSite)> =
                 nearest.into_iter().zip(selected.iter().copied()).collect();
             v.sort_by(|a, b| (a.0, &a.1.site.site_id).cmp(&(b.0, &b.1.site.site_id)));
@@ -539,12 +567,24 @@ impl Job for SiteRiskBatch {
             .into_iter()
             .map(|s| s.site)
             .collect();
+        let known: Vec<Option<usize>> = {
+            let cache = self.nearest.lock().unwrap_or_else(|p| p.into_inner());
+            sites
+                .iter()
+                .map(|s| cache.get(&nearest_key(s)).copied())
+                .collect()
+        };
         let located = {
             let sites = sites.clone();
             tokio::task::spawn_blocking(move || {
                 sites
                     .iter()
-                    .map(|s| nearest_point(s.lat, s.lon, &grid))
+                    .zip(known)
+                    .map(|(s, known)| match known.and_then(|i| grid.get(i)) {
+                        // The distance to the point the plan found.
+                        Some(&point) => nearest_point(s.lat, s.lon, &[point]),
+                        None => nearest_point(s.lat, s.lon, &grid),
+                    })
                     .collect::<Vec<_>>()
             })
             .await
@@ -554,7 +594,7 @@ impl Job for SiteRiskBatch {
         grid_ids.sort_unstable();
         grid_ids.dedup();
         let records = read_probabilities(&**client, &grid_ids, chunk.scenarios.as_deref()).await?;
-        let (rows, without) =
+        let (results, without) =
             tokio::task::spawn_blocking(move || assess_sites(&sites, &located, &records, &curves))
                 .await
                 .context("assessment thread")??;
@@ -564,18 +604,16 @@ impl Job for SiteRiskBatch {
             .transaction()
             .await
             .context("starting the chunk transaction")?;
-        replace_chunk(
+        let rows_written = replace_chunk(
             &tx,
             &chunk.site_ids,
             chunk.scenarios.as_deref(),
             ctx.run_id,
-            &rows,
+            &results,
         )
         .await?;
         tx.commit().await.context("committing the chunk")?;
-        Ok(TaskOutput {
-            rows_written: rows.len() as u64,
-        })
+        Ok(TaskOutput { rows_written })
     }
 
     /// Called only once every chunk of the plan is done.
@@ -594,6 +632,7 @@ impl Job for SiteRiskBatch {
             .await
             .context("getting a database connection")?;
         site_results::record_curves(&mut client, &planned.curves, ctx.run_id).await?;
+        site_results::delete_orphan_series(&**client).await?;
         input_files::record(
             &**client,
             &input_files::Processed {

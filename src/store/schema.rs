@@ -28,6 +28,11 @@ pub const MIGRATIONS: &[Migration] = &[
         "series",
         include_str!("../../migrations/0007_series.sql"),
     ),
+    (
+        10,
+        "site_results_layout",
+        include_str!("../../migrations/0010_site_results_layout.sql"),
+    ),
 ];
 
 #[cfg(test)]

@@ -99,36 +99,74 @@ pub async fn table_version(client: &impl GenericClient, table: &str) -> Result<i
         .unwrap_or(0))
 }
 
-/// One row of `site_results`: a site, dataset and hazard (or
-/// `all_hazards`), with one array element per year.
+/// One per-year series of `site_hazard_series`: what a grid point's
+/// probability results, one dataset and hazard, and one vulnerability curve
+/// give, whatever the site (so the sites of a chunk sharing them share it).
 #[derive(Debug, Clone, PartialEq, Default)]
+pub struct HazardSeries {
+    pub grid_id: i32,
+    pub risk_type: String,
+    pub curve_fingerprint: String,
+    pub years: Vec<i16>,
+    pub aal_rate: Vec<f64>,
+    pub damage_rl10: Vec<f32>,
+    pub damage_rl50: Vec<f32>,
+    pub damage_rl100: Vec<f32>,
+    pub hazard_score: Vec<f32>,
+}
+
+/// One row of `site_results`: a site, dataset and hazard, with the site's
+/// own scores and the series (an index into [`ChunkResults::series`]).
+#[derive(Debug, Clone, PartialEq)]
 pub struct SiteResultRow {
     pub site_id: String,
     pub scenario: String,
     pub model: String,
     pub member: String,
     pub risk_type: String,
-    pub grid_id: Option<i32>,
-    pub distance_km: Option<f32>,
-    pub e_score: Option<f32>,
+    pub grid_id: i32,
+    pub distance_km: f32,
+    pub e_score: f32,
     pub v_score: f32,
-    pub curve_fingerprint: Option<String>,
-    pub years: Vec<i16>,
-    pub aal_rate: Vec<f64>,
-    pub damage_rl10: Option<Vec<f32>>,
-    pub damage_rl50: Option<Vec<f32>>,
-    pub damage_rl100: Option<Vec<f32>>,
-    pub hazard_score: Option<Vec<f32>>,
-    /// Totals only: a hazard's own index is computed by the views.
-    pub risk_index: Option<Vec<f32>>,
-    pub hazard_count: Option<Vec<i16>>,
+    pub curve_fingerprint: String,
+    pub series: usize,
 }
 
-const COLUMNS: &str = "site_id, scenario, model, member, risk_type, grid_id, distance_km, e_score, v_score, \
-    curve_fingerprint, years, aal_rate, damage_rl10, damage_rl50, damage_rl100, hazard_score, risk_index, \
-    hazard_count, run_id";
+/// Everything one chunk writes.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ChunkResults {
+    pub series: Vec<HazardSeries>,
+    pub rows: Vec<SiteResultRow>,
+}
 
-const TYPES: &[Type] = &[
+impl ChunkResults {
+    /// The series a row points at.
+    pub fn series_of(&self, row: &SiteResultRow) -> &HazardSeries {
+        &self.series[row.series]
+    }
+}
+
+const SERIES_COLUMNS: &str = "id, grid_id, risk_type, curve_fingerprint, years, aal_rate, \
+    damage_rl10, damage_rl50, damage_rl100, hazard_score, run_id";
+
+const SERIES_TYPES: &[Type] = &[
+    Type::INT8,
+    Type::INT4,
+    Type::TEXT,
+    Type::TEXT,
+    Type::INT2_ARRAY,
+    Type::FLOAT8_ARRAY,
+    Type::FLOAT4_ARRAY,
+    Type::FLOAT4_ARRAY,
+    Type::FLOAT4_ARRAY,
+    Type::FLOAT4_ARRAY,
+    Type::UUID,
+];
+
+const ROW_COLUMNS: &str = "site_id, scenario, model, member, risk_type, grid_id, distance_km, \
+    e_score, v_score, curve_fingerprint, series_id, run_id";
+
+const ROW_TYPES: &[Type] = &[
     Type::TEXT,
     Type::TEXT,
     Type::TEXT,
@@ -139,40 +177,86 @@ const TYPES: &[Type] = &[
     Type::FLOAT4,
     Type::FLOAT4,
     Type::TEXT,
-    Type::INT2_ARRAY,
-    Type::FLOAT8_ARRAY,
-    Type::FLOAT4_ARRAY,
-    Type::FLOAT4_ARRAY,
-    Type::FLOAT4_ARRAY,
-    Type::FLOAT4_ARRAY,
-    Type::FLOAT4_ARRAY,
-    Type::INT2_ARRAY,
+    Type::INT8,
     Type::UUID,
 ];
 
 /// Replaces the results of `site_ids` (for `scenarios`, or all) with
-/// `rows`: re-running a chunk gives the same table.
+/// `results`: re-running a chunk gives the same values. The series the
+/// deleted rows pointed at are deleted too once no row points at them.
+/// Returns the number of `site_results` rows written.
 pub async fn replace_chunk(
     tx: &Transaction<'_>,
     site_ids: &[String],
     scenarios: Option<&[String]>,
     run_id: Uuid,
-    rows: &[SiteResultRow],
+    results: &ChunkResults,
 ) -> Result<u64> {
-    tx.execute(
-        "DELETE FROM site_results WHERE site_id = ANY($1) AND ($2::text[] IS NULL OR scenario = ANY($2))",
-        &[&site_ids, &scenarios],
-    )
-    .await
-    .context("clearing the chunk's site_results")?;
+    let mut old: Vec<i64> = tx
+        .query(
+            "DELETE FROM site_results WHERE site_id = ANY($1) AND ($2::text[] IS NULL OR scenario = ANY($2))
+             RETURNING series_id",
+            &[&site_ids, &scenarios],
+        )
+        .await
+        .context("clearing the chunk's site_results")?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    old.sort_unstable();
+    old.dedup();
+    let count = i64::try_from(results.series.len()).context("series count")?;
+    let ids: Vec<i64> = tx
+        .query(
+            "SELECT nextval('site_hazard_series_id_seq') FROM generate_series(1, $1::bigint)",
+            &[&count],
+        )
+        .await
+        .context("reserving site_hazard_series ids")?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
     let sink = tx
         .copy_in(&format!(
-            "COPY site_results ({COLUMNS}) FROM STDIN (FORMAT binary)"
+            "COPY site_hazard_series ({SERIES_COLUMNS}) FROM STDIN (FORMAT binary)"
+        ))
+        .await
+        .context("starting COPY into site_hazard_series")?;
+    let mut writer = std::pin::pin!(BinaryCopyInWriter::new(sink, SERIES_TYPES));
+    for (s, id) in results.series.iter().zip(&ids) {
+        writer
+            .as_mut()
+            .write(&[
+                id,
+                &s.grid_id,
+                &s.risk_type,
+                &s.curve_fingerprint,
+                &s.years,
+                &s.aal_rate,
+                &s.damage_rl10,
+                &s.damage_rl50,
+                &s.damage_rl100,
+                &s.hazard_score,
+                &run_id,
+            ])
+            .await
+            .context("COPY into site_hazard_series")?;
+    }
+    writer
+        .finish()
+        .await
+        .context("finishing COPY into site_hazard_series")?;
+    let sink = tx
+        .copy_in(&format!(
+            "COPY site_results ({ROW_COLUMNS}) FROM STDIN (FORMAT binary)"
         ))
         .await
         .context("starting COPY into site_results")?;
-    let mut writer = std::pin::pin!(BinaryCopyInWriter::new(sink, TYPES));
-    for r in rows {
+    let mut writer = std::pin::pin!(BinaryCopyInWriter::new(sink, ROW_TYPES));
+    for r in &results.rows {
+        let series_id = ids
+            .get(r.series)
+            .with_context(|| format!("site {:?}: series {} not reserved", r.site_id, r.series))?;
         writer
             .as_mut()
             .write(&[
@@ -186,23 +270,41 @@ pub async fn replace_chunk(
                 &r.e_score,
                 &r.v_score,
                 &r.curve_fingerprint,
-                &r.years,
-                &r.aal_rate,
-                &r.damage_rl10,
-                &r.damage_rl50,
-                &r.damage_rl100,
-                &r.hazard_score,
-                &r.risk_index,
-                &r.hazard_count,
+                series_id,
                 &run_id,
             ])
             .await
             .context("COPY into site_results")?;
     }
-    writer
+    let written = writer
         .finish()
         .await
-        .context("finishing COPY into site_results")
+        .context("finishing COPY into site_results")?;
+    if !old.is_empty() {
+        tx.execute(
+            "DELETE FROM site_hazard_series h WHERE h.id = ANY($1)
+                AND NOT EXISTS (SELECT 1 FROM site_results r WHERE r.series_id = h.id)",
+            &[&old],
+        )
+        .await
+        .context("deleting the chunk's previous site_hazard_series")?;
+    }
+    Ok(written)
+}
+
+/// Deletes the series no `site_results` row points at (left by sites
+/// deleted since, or by chunks of different runs sharing a series):
+/// readers never see them (the views join from `site_results`), this only
+/// gives the space back.
+pub async fn delete_orphan_series(client: &impl GenericClient) -> Result<u64> {
+    client
+        .execute(
+            "DELETE FROM site_hazard_series h
+              WHERE NOT EXISTS (SELECT 1 FROM site_results r WHERE r.series_id = h.id)",
+            &[],
+        )
+        .await
+        .context("deleting site_hazard_series no site_results row points at")
 }
 
 /// The curve fingerprints the last full run used, by (risk_type, asset_class).

@@ -175,14 +175,15 @@ fn pure_aal_equals_climada_eai_exp_within_1e_9() {
         .iter()
         .map(|s| climate_jobs::cache::nearest_point(s.lat, s.lon, &grid))
         .collect();
-    let (rows, without) = assess_sites(&sites, &nearest, &records(&exp), &curves).unwrap();
+    let (results, without) = assess_sites(&sites, &nearest, &records(&exp), &curves).unwrap();
     assert_eq!(without, 0);
-    let by_key: HashMap<(String, String, String), f64> = rows
+    let by_key: HashMap<(String, String, String), f64> = results
+        .rows
         .iter()
         .map(|r| {
             (
                 (r.site_id.clone(), r.scenario.clone(), r.risk_type.clone()),
-                r.aal_rate[0],
+                results.series_of(r).aal_rate[0],
             )
         })
         .collect();
@@ -305,7 +306,7 @@ fn rerun_is_skipped_and_one_changed_curve_recomputes_only_its_sites() {
     );
 
     let before: HashMap<String, String> = db
-        .rows("SELECT site_id || '/' || scenario || '/' || risk_type, run_id::text || aal_rate::text FROM site_results")
+        .rows("SELECT r.site_id || '/' || r.scenario || '/' || r.risk_type, r.run_id::text || h.aal_rate::text FROM site_results r JOIN site_hazard_series h ON h.id = r.series_id")
         .into_iter()
         .map(|r| (r[0].clone().unwrap(), r[1].clone().unwrap()))
         .collect();
@@ -325,7 +326,7 @@ fn rerun_is_skipped_and_one_changed_curve_recomputes_only_its_sites() {
     assert_eq!(third.code, 0, "{}", third.all_output());
     assert_eq!(third.summary()["tasks_done"], 1, "{}", third.all_output());
     let after: HashMap<String, String> = db
-        .rows("SELECT site_id || '/' || scenario || '/' || risk_type, run_id::text || aal_rate::text FROM site_results")
+        .rows("SELECT r.site_id || '/' || r.scenario || '/' || r.risk_type, r.run_id::text || h.aal_rate::text FROM site_results r JOIN site_hazard_series h ON h.id = r.series_id")
         .into_iter()
         .map(|r| (r[0].clone().unwrap(), r[1].clone().unwrap()))
         .collect();
@@ -479,4 +480,76 @@ fn a_failed_chunk_goes_to_the_dlq_with_its_curves_and_dlq_reprocess_completes_it
     assert_eq!(next.code, 0, "{}", next.all_output());
     let last = site_risk(&db, &["--curves", &curves, "--chunk-sites", "1"]);
     assert_eq!(last.summary()["status"], "skipped", "{}", last.all_output());
+}
+
+/// Migration 0010 converts rows of the old layout (arrays on every site row,
+/// stored all_hazards totals) in place: what the views show is unchanged.
+#[test]
+fn migrating_old_site_results_keeps_every_value_of_the_views() {
+    let db = TestDb::empty("site_migrate_from_7");
+    let mut sql = String::from(
+        "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now());",
+    );
+    let mut versions = Vec::new();
+    for (version, name, text) in &climate_jobs::store::schema::MIGRATIONS[..7] {
+        sql.push_str(text);
+        versions.push(format!("({version}, '{name}')"));
+    }
+    sql.push_str(&format!(
+        "INSERT INTO schema_migrations (version, name) VALUES {};",
+        versions.join(",")
+    ));
+    // Two sites on one grid point; risk indexes chosen exact in float4 and
+    // float8 alike (cbrt(8·27·1) = 6, cbrt(27·64·1) = 12), as the old
+    // layout stored the totals' as real.
+    sql.push_str(
+        "INSERT INTO sites VALUES
+           ('A', 'Plant A', 35, 127, 1000000, 'KRW', 'industrial', 'steel', 2001, 4, 3, 1, 'a.csv', 2),
+           ('B', 'Office B', 35.01, 127, 2000000, 'KRW', 'commercial', 'wood', 1940, 1, NULL, 1, 'a.csv', 3);
+         INSERT INTO site_results (site_id, scenario, model, member, risk_type, grid_id, distance_km, e_score,
+                v_score, curve_fingerprint, years, aal_rate, damage_rl10, damage_rl50, damage_rl100,
+                hazard_score, risk_index, hazard_count, run_id)
+         VALUES
+           ('A', 'ssp585', 'M', 'r1', 'drought', 7, 1.5, 27, 1, 'f1', '{2030,2031}', '{0.001,0.002}',
+            '{0.1,0.2}', '{0.3,0.4}', '{0.5,0.6}', '{8,8}', NULL, NULL, '00000000-0000-7000-8000-000000000001'),
+           ('A', 'ssp585', 'M', 'r1', 'river_flood', 7, 1.5, 64, 1, 'f2', '{2030,2031}', '{0.03,0.04}',
+            '{0.01,0.02}', '{0.03,0.04}', '{0.05,0.06}', '{27,27}', NULL, NULL, '00000000-0000-7000-8000-000000000001'),
+           ('A', 'ssp585', 'M', 'r1', 'all_hazards', 7, 1.5, NULL, 1, NULL, '{2030,2031}', '{0.031,0.042}',
+            NULL, NULL, NULL, NULL, '{12,12}', '{2,2}', '00000000-0000-7000-8000-000000000001'),
+           ('B', 'ssp585', 'M', 'r1', 'drought', 7, 0.4, 27, 1, 'f3', '{2030}', '{0.25}',
+            '{0.7}', '{0.8}', '{0.9}', '{8}', NULL, NULL, '00000000-0000-7000-8000-000000000001'),
+           ('B', 'ssp585', 'M', 'r1', 'all_hazards', 7, 0.4, NULL, 1, NULL, '{2030}', '{0.25}',
+            NULL, NULL, NULL, NULL, '{6}', '{1}', '00000000-0000-7000-8000-000000000001');",
+    );
+    db.rows(&sql);
+    let values = "SELECT md5(string_agg(concat_ws('|', site_id, scenario, model, member, risk_type, year, metric,
+                         round(value::numeric, 9), unit, basis, grid_id, distance_km), ','
+                         ORDER BY site_id, scenario, risk_type, year, metric)) FROM site_risk_values";
+    let cache = "SELECT md5(string_agg(concat_ws('|', site_id, name, scenario, risk_type, year, currency,
+                        round(aal_rate::numeric, 12), round(aal_value::numeric, 6), round(risk_index::numeric, 9),
+                        e_score, v_score, grid_id, distance_km), ','
+                        ORDER BY site_id, scenario, risk_type, year)) FROM site_aal_cache";
+    let (values_before, cache_before) = (db.scalar(values), db.scalar(cache));
+    let n_values = db.count("SELECT count(*) FROM site_risk_values");
+    assert_eq!(n_values, 2 * 2 * 9 + 2 * 5 + 9 + 5);
+
+    let migrated = run({
+        let mut c = support::jobctl(&db.url);
+        c.arg("migrate");
+        c
+    });
+    assert_eq!(migrated.code, 0, "{}", migrated.all_output());
+    assert_eq!(db.count("SELECT count(*) FROM site_risk_values"), n_values);
+    assert_eq!(db.scalar(values), values_before);
+    assert_eq!(db.scalar(cache), cache_before);
+    // The totals are no longer stored; each hazard row has its own series.
+    assert_eq!(db.count("SELECT count(*) FROM site_results"), 3);
+    assert_eq!(db.count("SELECT count(*) FROM site_hazard_series"), 3);
+    let total = value(&db, "A", "ssp585", "all_hazards", 2031, "aal_value");
+    assert!(close(total, 0.042 * 1000000.0, 1e-12), "{total}");
+    assert!(close(
+        value(&db, "A", "ssp585", "all_hazards", 2031, "risk_index"),
+        12.0,
+        1e-12
+    ));
 }
