@@ -2,6 +2,7 @@
 //! accumulators, one calendar year per read.
 
 use std::ops::{Range, RangeInclusive};
+use std::sync::Arc;
 
 use super::calendar::{Calendar, CfDate};
 use super::dataset::{Overlap, Piece, join_pieces};
@@ -331,6 +332,26 @@ pub fn dataset_indices(
     points: Range<usize>,
     years: Option<RangeInclusive<i32>>,
 ) -> Result<Vec<AnnualValue>, InputError> {
+    let mut out = Vec::new();
+    dataset_indices_each(dataset, hazards, points, years, 1, |v| out.push(v))?;
+    Ok(out)
+}
+
+/// [`dataset_indices`] handing each value to `emit` as it is computed (years ascending), so a
+/// caller can keep them in its own compact form instead of a `Vec<AnnualValue>` of the whole
+/// chunk (40 bytes per value).
+///
+/// `workers` > 1 computes on that many threads, each over its own sub-range of the points of
+/// every block read (the read stays one block of the whole range, which is what keeps a
+/// time-major file's reads contiguous); values are emitted in the same order as with one.
+pub fn dataset_indices_each(
+    dataset: &Dataset<'_>,
+    hazards: &[Hazard],
+    points: Range<usize>,
+    years: Option<RangeInclusive<i32>>,
+    workers: usize,
+    mut emit: impl FnMut(AnnualValue),
+) -> Result<(), InputError> {
     let path = dataset.files[0].path();
     if points.start > points.end || points.end > dataset.points().len() {
         return Err(InputError::new(
@@ -377,12 +398,11 @@ pub fn dataset_indices(
         .max()
         .unwrap_or(0) as i64;
 
-    let mut out = Vec::new();
     let Some((first_date, last_date)) = dataset.span() else {
-        return Ok(out);
+        return Ok(());
     };
     if np == 0 || groups.is_empty() {
-        return Ok(out);
+        return Ok(());
     }
     let cal = dataset.calendar;
     let year_days = |y: i32| -> Option<Range<i64>> {
@@ -448,39 +468,105 @@ pub fn dataset_indices(
                 }
             }
         });
-        for step in &steps {
-            for g in &mut groups {
-                let block = rx.recv().map_err(|_| {
-                    InputError::new(path, None, K::Corrupt("reader thread stopped".into()))
-                })??;
-                match &block {
-                    Block::F32(v) => g.feed(v, np),
-                    Block::F64(v) => g.feed(v, np),
-                }
-                let Some(year) = step.year else {
-                    for (_, acc) in &mut g.accs {
-                        acc.reset_year();
+        if workers <= 1 || np < 2 * MIN_WORKER_POINTS {
+            for step in &steps {
+                for g in &mut groups {
+                    let block = rx.recv().map_err(|_| reader_stopped(path))??;
+                    match &block {
+                        Block::F32(v) => g.feed(v, np, 0..np),
+                        Block::F64(v) => g.feed(v, np, 0..np),
                     }
+                    let Some(year) = step.year else {
+                        for (_, acc) in &mut g.accs {
+                            acc.reset_year();
+                        }
+                        continue;
+                    };
+                    // Days no file covers were fed as missing, so every year is read whole.
+                    for (h, acc) in &mut g.accs {
+                        let hazard = &hazards[*h];
+                        acc.finish_year(true, |i, value| {
+                            emit(AnnualValue {
+                                point: points.start + i,
+                                hazard: *h,
+                                year,
+                                value,
+                                score: hazard.score(value),
+                            });
+                        });
+                    }
+                }
+            }
+            return Ok(());
+        }
+
+        // Several workers: each owns accumulators for its sub-range of the points and gets
+        // every block (shared, read once); per finished year it sends back each accumulator's
+        // values, which are emitted here in worker order, i.e. point order.
+        let parts = split_points(np, workers.min(np / MIN_WORKER_POINTS));
+        let mut to_workers = Vec::with_capacity(parts.len());
+        let mut from_workers = Vec::with_capacity(parts.len());
+        for part in &parts {
+            let (block_tx, block_rx) = std::sync::mpsc::sync_channel::<Arc<Block>>(2);
+            let (value_tx, value_rx) = std::sync::mpsc::channel::<Vec<(usize, f64)>>();
+            let mut own: Vec<Group> = groups.iter().map(|g| g.for_points(part.len())).collect();
+            let part = part.clone();
+            scope.spawn(move || {
+                for step in steps_ref {
+                    for g in &mut own {
+                        let Ok(block) = block_rx.recv() else {
+                            return; // the caller stopped
+                        };
+                        match &*block {
+                            Block::F32(v) => g.feed(v, np, part.clone()),
+                            Block::F64(v) => g.feed(v, np, part.clone()),
+                        }
+                        for (_, acc) in &mut g.accs {
+                            if step.year.is_none() {
+                                acc.reset_year();
+                                continue;
+                            }
+                            let mut values = Vec::with_capacity(part.len());
+                            acc.finish_year(true, |i, v| values.push((part.start + i, v)));
+                            if value_tx.send(values).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            });
+            to_workers.push(block_tx);
+            from_workers.push(value_rx);
+        }
+        let stopped = || InputError::new(path, None, K::Corrupt("a compute thread stopped".into()));
+        for step in &steps {
+            for g in &groups {
+                let block = Arc::new(rx.recv().map_err(|_| reader_stopped(path))??);
+                for w in &to_workers {
+                    w.send(Arc::clone(&block)).map_err(|_| stopped())?;
+                }
+                drop(block);
+                let Some(year) = step.year else {
                     continue;
                 };
-                // Days no file covers were fed as missing, so every year is read whole.
-                for (h, acc) in &mut g.accs {
+                for (h, _) in &g.accs {
                     let hazard = &hazards[*h];
-                    acc.finish_year(true, |i, value| {
-                        out.push(AnnualValue {
-                            point: points.start + i,
-                            hazard: *h,
-                            year,
-                            value,
-                            score: hazard.score(value),
-                        });
-                    });
+                    for from in &from_workers {
+                        for (i, value) in from.recv().map_err(|_| stopped())? {
+                            emit(AnnualValue {
+                                point: points.start + i,
+                                hazard: *h,
+                                year,
+                                value,
+                                score: hazard.score(value),
+                            });
+                        }
+                    }
                 }
             }
         }
         Ok(())
-    })?;
-    Ok(out)
+    })
 }
 
 /// A run of consecutive days: a calendar year to finish, or lead-in days (`year` None).
@@ -502,11 +588,40 @@ struct Group {
 }
 
 impl Group {
-    fn feed<T: Sample>(&mut self, values: &[T], np: usize) {
+    /// Feeds the points `part` of a time-major block of `np` points per day.
+    fn feed<T: Sample>(&mut self, values: &[T], np: usize, part: Range<usize>) {
         for (_, acc) in &mut self.accs {
             for day in values.chunks_exact(np) {
-                acc.push_day(day);
+                acc.push_day(&day[part.clone()]);
             }
         }
     }
+
+    /// The same indices, fresh, for `points` points.
+    fn for_points(&self, points: usize) -> Group {
+        Group {
+            var: self.var,
+            precision: self.precision,
+            accs: self
+                .accs
+                .iter()
+                .map(|(h, acc)| (*h, Accumulator::new(acc.index(), points)))
+                .collect(),
+        }
+    }
+}
+
+/// Fewest points a compute worker gets: below this a thread costs more than it saves.
+const MIN_WORKER_POINTS: usize = 256;
+
+/// `0..np` cut into `parts` (≥ 1) contiguous ranges of nearly equal length.
+fn split_points(np: usize, parts: usize) -> Vec<Range<usize>> {
+    let parts = parts.max(1);
+    (0..parts)
+        .map(|k| k * np / parts..(k + 1) * np / parts)
+        .collect()
+}
+
+fn reader_stopped(path: &std::path::Path) -> InputError {
+    InputError::new(path, None, K::Corrupt("reader thread stopped".into()))
 }

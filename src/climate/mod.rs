@@ -21,7 +21,7 @@ pub mod units;
 pub use crate::hazard::{Unit, Variable};
 pub use attributes::{FileAttributes, read_attributes};
 pub use calendar::{Calendar, CfDate, check_time_order, decode_time, parse_time_units};
-pub use driver::{AnnualValue, Dataset, annual_indices, dataset_indices};
+pub use driver::{AnnualValue, Dataset, annual_indices, dataset_indices, dataset_indices_each};
 pub use error::{InputError, InputErrorKind};
 pub use file::{ClimateFile, Layout, VariableNames};
 pub use grid::normalize_lon;

@@ -16,6 +16,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
@@ -25,7 +26,7 @@ use crate::climate::dataset::{
     DatasetKey, FileIdentity, Label, LabelOutcome, apply_label, group_by_key, identify,
 };
 use crate::climate::{
-    ClimateFile, Dataset, FileAttributes, InputError, VariableNames, dataset_indices,
+    ClimateFile, Dataset, FileAttributes, InputError, VariableNames, dataset_indices_each,
     read_attributes,
 };
 use crate::harness::ledger::RunMetrics;
@@ -36,7 +37,7 @@ use crate::hazard::{Hazard, Variable, default_hazards};
 use crate::scope::{PointSelection, YearRange};
 use crate::store::datasets::{self, DatasetFile};
 use crate::store::grid::ensure_points;
-use crate::store::hazard_results::{HazardRow, write_chunk};
+use crate::store::hazard_results::{Series, write_series};
 use crate::store::input_files::{self, fingerprint, stable_hash};
 
 use super::inputs::expand_inputs;
@@ -93,7 +94,10 @@ pub struct HazardArgs {
     pub points: PointSelection,
 
     /// Grid points per chunk: the unit of commit, resume and retry. 0 (the
-    /// default) picks two chunks per concurrent task, between 250 and 2,000.
+    /// default) puts up to 5,000 points in one chunk computed on
+    /// --concurrency threads (whole days of the grid are the cheapest reads),
+    /// and cuts larger grids into two chunks per concurrent task, between
+    /// 250 and 2,000 points.
     #[arg(long, default_value_t = 0)]
     pub chunk_points: u32,
 
@@ -126,6 +130,9 @@ pub struct HazardBatch {
     /// Per dataset, the hazards it lacks a variable for (for the summary).
     not_computed: Mutex<Vec<serde_json::Value>>,
     datasets_seen: Mutex<usize>,
+    /// Compute threads per chunk: the concurrency left over when the plan has fewer chunks
+    /// than concurrent tasks (a chunk spanning a whole grid; see [`auto_chunk_points`]).
+    compute_threads: AtomicUsize,
 }
 
 #[derive(Debug, Clone)]
@@ -193,6 +200,7 @@ impl HazardBatch {
             rows_by_dataset: Mutex::new(HashMap::new()),
             not_computed: Mutex::new(Vec::new()),
             datasets_seen: Mutex::new(0),
+            compute_threads: AtomicUsize::new(1),
         }
     }
 
@@ -301,15 +309,53 @@ impl HazardBatch {
     }
 }
 
-/// Grid points per chunk when not given: two chunks per concurrent task
-/// so reading, computing and the database's COPY overlap, at least 250
-/// points (a chunk reads a year of its points per call: smaller slices of a
-/// wide time-major grid cost more in read overhead than they gain), at most
-/// 2,000 (a year block of 2,000 points × 3 variables is ~9 MB, twice with
-/// read-ahead, per concurrent task).
+/// One point's yearly values of one hazard as the driver emits them (years ascending), kept
+/// compactly until the grid ids are known: a year without a value is `None`.
+#[derive(Debug, Clone, Default)]
+struct YearSeries {
+    first_year: Option<i16>,
+    values: Vec<Option<f64>>,
+    scores: Vec<Option<f32>>,
+}
+
+impl YearSeries {
+    fn push(&mut self, year: i32, value: f64, score: f64) {
+        let Ok(year) = i16::try_from(year) else {
+            return; // outside the table's year type; never written (as before)
+        };
+        let first = *self.first_year.get_or_insert(year);
+        let Ok(slot) = usize::try_from(i32::from(year) - i32::from(first)) else {
+            return; // years arrive ascending
+        };
+        if self.values.len() < slot {
+            self.values.resize(slot, None);
+            self.scores.resize(slot, None);
+        }
+        self.values.push(Some(value));
+        self.scores.push(Some(score as f32));
+    }
+}
+
+/// Grid points per chunk when not given. Up to [`WHOLE_GRID_POINTS`], the
+/// whole range in one chunk, computed on several threads: in a time-major
+/// file a day of a point range is one piece, and a chunk reading only part
+/// of each day makes HDF5 read (sieve) the bytes between the pieces too, so
+/// four 1,250-point chunks of a 5,000-point grid read the file ~3 times over
+/// (bench/results/README.md, issue 10). Beyond it, two chunks per
+/// concurrent task so reading, computing and the database's COPY overlap,
+/// at least 250 points, at most 2,000 (a year block of 2,000 points × 3
+/// variables is ~9 MB, twice with read-ahead, per concurrent task).
 pub fn auto_chunk_points(points: usize, concurrency: usize) -> usize {
+    if points <= WHOLE_GRID_POINTS {
+        return points.max(1);
+    }
     (points / (2 * concurrency.max(1))).clamp(250, 2000)
 }
+
+/// Most points of one auto-sized chunk over the whole range: a year block
+/// of 5,000 points × 3 variables is 22 MB (twice with read-ahead) and the
+/// chunk's series ~50 MB at 80 years, well inside a 300 MB process.
+pub const WHOLE_GRID_POINTS: usize = 5_000;
 
 /// The registry's hazards, narrowed to `names` (unknown names are a usage error).
 pub fn select_hazards(names: Option<&[String]>) -> Result<Vec<Hazard>> {
@@ -786,6 +832,11 @@ impl Job for HazardBatch {
             ))
             .into());
         }
+        let concurrency = usize::from(self.common.run.concurrency).max(1);
+        self.compute_threads.store(
+            (concurrency / plan.tasks.len().clamp(1, concurrency)).max(1),
+            Ordering::Relaxed,
+        );
         if plan.tasks.is_empty() {
             plan.up_to_date = Some(format!(
                 "{unchanged} dataset(s) unchanged since their last full run; nothing to do (--force redoes them)"
@@ -812,7 +863,8 @@ impl Job for HazardBatch {
         let [start, end] = chunk.points;
         let years = chunk.years.map(|y| y.first..=y.last);
         let (files, hz) = (chunk.files.clone(), hazards.clone());
-        let (points, values) = tokio::task::spawn_blocking(move || -> Result<_> {
+        let workers = self.compute_threads.load(Ordering::Relaxed).max(1);
+        let (points, values): (Vec<(f64, f64)>, Vec<YearSeries>) = tokio::task::spawn_blocking(move || -> Result<_> {
             let mut opened = Vec::with_capacity(files.len());
             for f in &files {
                 let path = PathBuf::from(&f.path);
@@ -833,8 +885,11 @@ impl Job for HazardBatch {
                 opened.push(ClimateFile::open(&path, &names, &vars)?);
             }
             let dataset = Dataset::new(opened.iter().collect())?;
-            let values = dataset_indices(&dataset, &hz, start..end, years)?;
-            Ok((dataset.points()[start..end].to_vec(), values))
+            let mut series = vec![YearSeries::default(); (end - start) * hz.len()];
+            dataset_indices_each(&dataset, &hz, start..end, years, workers, |v| {
+                series[(v.point - start) * hz.len() + v.hazard].push(v.year, v.value, v.score);
+            })?;
+            Ok((dataset.points()[start..end].to_vec(), series))
         })
         .await
         .context("hazard computation thread")??;
@@ -877,20 +932,24 @@ impl Job for HazardBatch {
                 *slot = next.next().copied();
             }
         }
-        let rows: Vec<HazardRow> = values
-            .iter()
-            .filter_map(|v| {
-                Some(HazardRow {
-                    grid_id: id_of[v.point - start]?,
-                    risk_type: hazards[v.hazard].risk_type.as_ref(),
-                    year: i16::try_from(v.year).ok()?,
-                    value: v.value,
-                    score: v.score as f32,
+        // Series in (point, hazard) order; grid ids ascend with the point index when the points
+        // were new, and write_series sorts otherwise.
+        let nh = hazards.len();
+        let series: Vec<Series> = values
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, s)| {
+                Some(Series {
+                    grid_id: id_of[i / nh]?,
+                    risk_type: hazards[i % nh].risk_type.as_ref(),
+                    first_year: s.first_year?,
+                    values: s.values,
+                    scores: s.scores,
                 })
             })
             .collect();
         let risk_types: Vec<&str> = hazards.iter().map(|h| h.risk_type.as_ref()).collect();
-        let n = write_chunk(&tx, dataset_id, &ids, &risk_types, ctx.run_id, &rows).await?;
+        let n = write_series(&tx, dataset_id, &ids, &risk_types, ctx.run_id, series).await?;
         tx.commit().await.context("committing the chunk")?;
         *self
             .rows_by_dataset
@@ -955,10 +1014,13 @@ mod tests {
     use super::auto_chunk_points;
 
     #[test]
-    fn auto_chunks_give_two_per_task_within_bounds() {
-        assert_eq!(auto_chunk_points(1000, 2), 250);
-        assert_eq!(auto_chunk_points(5000, 2), 1250);
-        assert_eq!(auto_chunk_points(60, 4), 250);
+    fn auto_chunks_span_small_grids_else_two_per_task_within_bounds() {
+        assert_eq!(auto_chunk_points(1000, 2), 1000);
+        assert_eq!(auto_chunk_points(5000, 2), 5000);
+        assert_eq!(auto_chunk_points(60, 4), 60);
+        assert_eq!(auto_chunk_points(0, 2), 1);
+        assert_eq!(auto_chunk_points(8000, 2), 2000);
+        assert_eq!(auto_chunk_points(6000, 4), 750);
         assert_eq!(auto_chunk_points(1_000_000, 2), 2000);
     }
 }

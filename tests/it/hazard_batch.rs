@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use climate_jobs::climate::{ClimateFile, VariableNames, annual_indices};
+use climate_jobs::climate::{
+    ClimateFile, Dataset, VariableNames, annual_indices, dataset_indices_each,
+};
 use climate_jobs::hazard::{Variable, default_hazards};
 use common::{Grid, Spec, TempDir, Var};
 use support::{Finished, TestDb, run};
@@ -77,6 +79,32 @@ fn checksum(db: &TestDb) -> String {
         "SELECT md5(string_agg(grid_id || ':' || scenario || ':' || risk_type || ':' || year || ':' || value || ':' || score, ','
                                ORDER BY grid_id, scenario, risk_type, year)) FROM hazard_yearly",
     )
+}
+
+/// A chunk computed on several threads (each over a sub-range of the points
+/// of every block read) emits exactly the values, in exactly the order, of
+/// one thread: 700 points so that two and three workers both split it.
+#[test]
+fn compute_workers_give_the_values_of_one_thread_in_the_same_order() {
+    let path = support::demo_data("hazard-workers", 700, "2021..2023", "ssp585").join("ssp585.nc");
+    let file = ClimateFile::open(&path, &VariableNames::default(), &Variable::ALL).unwrap();
+    let dataset = Dataset::single(&file).unwrap();
+    let hazards = default_hazards();
+    let compute = |workers: usize, points: std::ops::Range<usize>| {
+        let mut out = Vec::new();
+        dataset_indices_each(&dataset, &hazards, points, None, workers, |v| out.push(v)).unwrap();
+        out
+    };
+    let one = compute(1, 0..700);
+    assert!(
+        one.len() > 700 * 3,
+        "most points, hazards and years have a value"
+    );
+    assert_eq!(compute(2, 0..700), one);
+    assert_eq!(compute(3, 0..700), one);
+    // An offset range: the same values of those points, in the same order.
+    let tail: Vec<_> = one.iter().filter(|v| v.point >= 100).copied().collect();
+    assert_eq!(compute(2, 100..700), tail);
 }
 
 #[test]
