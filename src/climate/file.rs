@@ -72,6 +72,12 @@ struct VarMeta {
 /// A daily climate projection file whose structure, time axis and units have been checked.
 pub struct ClimateFile {
     path: PathBuf,
+    /// Per variable: its stored chunks read directly (variables with `long_time_chunks` whose
+    /// storage [`direct_read`](super::direct_read) decodes), so decompression runs outside the
+    /// library lock. Declared before `direct_file` and `nc`: fields drop in order, so the
+    /// datasets close before the file and both before libnetcdf's handle.
+    direct_vars: [Option<DirectVar>; 3],
+    direct_file: Option<DirectFile>,
     nc: netcdf::File,
     layout: Layout,
     points: Vec<(f64, f64)>,
@@ -84,11 +90,6 @@ pub struct ClimateFile {
     /// Per variable: the decoded values last read for a time window × point range (only for
     /// variables with `long_time_chunks`), see [`slab`].
     slabs: Mutex<[Option<Slab>; 3]>,
-    /// Per variable: its stored chunks read directly (variables with `long_time_chunks` whose
-    /// storage [`direct_read`](super::direct_read) decodes), so decompression runs outside the
-    /// library lock. Declared before `direct_file`: the datasets close before the file.
-    direct_vars: [Option<DirectVar>; 3],
-    direct_file: Option<DirectFile>,
 }
 
 impl std::fmt::Debug for ClimateFile {
@@ -239,6 +240,12 @@ impl ClimateFile {
         self.vars[var.index()]
             .as_ref()
             .is_some_and(|m| m.long_time_chunks)
+    }
+
+    /// Whether reads of `var` fetch the stored HDF5 chunks and decompress them here, outside
+    /// the library lock (see [`direct_read`](super::direct_read)); otherwise libnetcdf reads.
+    pub fn reads_stored_chunks_directly(&self, var: Variable) -> bool {
+        self.direct_vars[var.index()].is_some()
     }
 
     pub(crate) fn meta_for(&self, var: Variable) -> Result<(&str, Precision), InputError> {
