@@ -42,6 +42,9 @@ unsafe extern "C" {
     ) -> herr_t;
 }
 
+/// Largest stored chunk read directly (decoded size).
+const MAX_CHUNK_BYTES: usize = 256 << 20;
+
 /// Values a stored float variable decodes to, from little-endian bytes.
 pub(crate) trait StoredFloat: Copy {
     const SIZE: usize;
@@ -96,6 +99,8 @@ pub(crate) struct DirectVar {
     /// Rank of the dataset (2 or 3): the coordinates given to HDF5.
     rank: usize,
     elem: usize,
+    /// Decoded size of one stored chunk.
+    chunk_bytes: usize,
     shuffle: bool,
     deflate: bool,
 }
@@ -240,6 +245,11 @@ unsafe fn describe(dataset: hid_t, dims: &[usize], elem: usize) -> Option<Direct
     if !ok || chunk[..rank].contains(&0) {
         return None;
     }
+    // A stored chunk is decoded whole: leave absurd chunk sizes to the library.
+    let chunk_bytes = chunk[..rank]
+        .iter()
+        .try_fold(elem, |a, &c| a.checked_mul(usize::try_from(c).ok()?))
+        .filter(|&b| b <= MAX_CHUNK_BYTES)?;
     let to3 = |v: &[hsize_t]| -> [usize; 3] {
         if rank == 3 {
             [v[0] as usize, v[1] as usize, v[2] as usize]
@@ -253,6 +263,7 @@ unsafe fn describe(dataset: hid_t, dims: &[usize], elem: usize) -> Option<Direct
         chunk: to3(&chunk),
         rank,
         elem,
+        chunk_bytes,
         shuffle,
         deflate,
     })
@@ -263,7 +274,6 @@ struct Buffers {
     inflater: libdeflater::Decompressor,
     raw: Vec<u8>,
     inflated: Vec<u8>,
-    plain: Vec<u8>,
 }
 
 impl DirectVar {
@@ -293,9 +303,7 @@ impl DirectVar {
             inflater: libdeflater::Decompressor::new(),
             raw: Vec::new(),
             inflated: Vec::new(),
-            plain: Vec::new(),
         };
-        let mut values: Vec<T> = Vec::new();
         for ti in time.start / ct..(time.end - 1) / ct + 1 {
             let ts = ti * ct;
             let t_in = time.start.max(ts)..time.end.min(ts + ct);
@@ -315,9 +323,15 @@ impl DirectVar {
                 };
                 for xi in c_lo / cx..(c_hi - 1) / cx + 1 {
                     let xs = xi * cx;
-                    if self.read_chunk([ts, ys, xs], &mut buf, &mut values)? == Direct::NotHandled {
+                    if self.read_chunk([ts, ys, xs], &mut buf)? == Direct::NotHandled {
                         return Ok(Direct::NotHandled);
                     }
+                    let stored: &[u8] = if self.deflate {
+                        &buf.inflated
+                    } else {
+                        &buf.raw
+                    };
+                    let n = stored.len() / T::SIZE;
                     for r in rows.clone() {
                         // The columns of row r inside the request and inside this chunk.
                         let lo = if r == r0 { points.start % nx } else { 0 };
@@ -330,8 +344,19 @@ impl DirectVar {
                         for c in lo..hi {
                             let p = r * nx + c - points.start;
                             let src = (r - ys) * cx + (c - xs);
-                            for t in t_in.clone() {
-                                out[(t - time.start) * np + p] = values[(t - ts) * cy * cx + src];
+                            let dst = out[(t_in.start - time.start) * np + p..]
+                                .iter_mut()
+                                .step_by(np);
+                            let at = t_in.clone().map(|t| (t - ts) * cy * cx + src);
+                            // Un-shuffling fused with the copy: one pass over the chunk.
+                            if self.shuffle {
+                                for (o, k) in dst.zip(at) {
+                                    *o = unshuffled::<T>(stored, n, k);
+                                }
+                            } else {
+                                for (o, k) in dst.zip(at) {
+                                    *o = T::from_le(&stored[k * T::SIZE..(k + 1) * T::SIZE]);
+                                }
                             }
                         }
                     }
@@ -342,12 +367,12 @@ impl DirectVar {
     }
 
     /// Fetches the stored chunk at `origin` (time, y, x) under the library lock and decodes it
-    /// outside into `values` (chunk-shaped, row-major).
-    fn read_chunk<T: StoredFloat>(
+    /// outside (inflated) into `buf`: `buf.inflated` with deflate, else `buf.raw`, each
+    /// chunk-shaped (row-major) and still shuffled if the pipeline shuffles.
+    fn read_chunk(
         &self,
         origin: [usize; 3],
         buf: &mut Buffers,
-        values: &mut Vec<T>,
     ) -> Result<Direct, String> {
         let offset: [hsize_t; 3] = if self.rank == 3 {
             [
@@ -391,9 +416,9 @@ impl DirectVar {
                 return Ok(Direct::NotHandled);
             }
         }
-        let bytes = self.chunk.iter().product::<usize>() * self.elem;
-        let inflated: &[u8] = if self.deflate {
-            buf.inflated.clear();
+        let bytes = self.chunk_bytes;
+        if self.deflate {
+            // Every byte is overwritten (checked below): no clearing between chunks.
             buf.inflated.resize(bytes, 0);
             let n = buf
                 .inflater
@@ -404,45 +429,25 @@ impl DirectVar {
                     "stored chunk at {origin:?} inflates to {n} bytes, expected {bytes}"
                 ));
             }
-            &buf.inflated
-        } else {
-            if buf.raw.len() != bytes {
-                return Err(format!(
-                    "stored chunk at {origin:?} is {} bytes, expected {bytes}",
-                    buf.raw.len()
-                ));
-            }
-            &buf.raw
-        };
-        let plain: &[u8] = if self.shuffle {
-            unshuffle(inflated, self.elem, &mut buf.plain);
-            &buf.plain
-        } else {
-            inflated
-        };
-        values.clear();
-        values.extend(plain.chunks_exact(self.elem).map(T::from_le));
+        } else if buf.raw.len() != bytes {
+            return Err(format!(
+                "stored chunk at {origin:?} is {} bytes, expected {bytes}",
+                buf.raw.len()
+            ));
+        }
         Ok(Direct::Done)
     }
 }
 
-/// Undoes HDF5's shuffle filter: byte j of element i was stored at j * n + i (n elements); a
-/// tail shorter than one element is stored as is.
-fn unshuffle(shuffled: &[u8], elem: usize, out: &mut Vec<u8>) {
-    out.clear();
-    out.resize(shuffled.len(), 0);
-    let n = shuffled.len() / elem.max(1);
-    if elem <= 1 || n <= 1 {
-        out.copy_from_slice(shuffled);
-        return;
+/// Element `k` of a chunk of `n` elements stored shuffled (HDF5's shuffle filter puts byte j
+/// of element k at j * n + k).
+#[inline]
+fn unshuffled<T: StoredFloat>(shuffled: &[u8], n: usize, k: usize) -> T {
+    let mut b = [0u8; 8];
+    for (j, byte) in b.iter_mut().enumerate().take(T::SIZE) {
+        *byte = shuffled[j * n + k];
     }
-    for j in 0..elem {
-        let plane = &shuffled[j * n..(j + 1) * n];
-        for (i, &b) in plane.iter().enumerate() {
-            out[i * elem + j] = b;
-        }
-    }
-    out[n * elem..].copy_from_slice(&shuffled[n * elem..]);
+    T::from_le(&b[..T::SIZE])
 }
 
 #[cfg(test)]
@@ -450,7 +455,7 @@ mod tests {
     use std::ops::Range;
     use std::path::PathBuf;
 
-    use super::{Direct, DirectFile, unshuffle};
+    use super::{Direct, DirectFile, unshuffled};
 
     const NT: usize = 800;
     const NY: usize = 5;
@@ -647,18 +652,16 @@ mod tests {
     }
 
     #[test]
-    fn unshuffle_restores_element_bytes() {
-        // Three 4-byte elements 0x03020100, 0x13121110, 0x23222120, shuffled, plus a 2-byte tail.
-        let shuffled = [
-            0x00, 0x10, 0x20, 0x01, 0x11, 0x21, 0x02, 0x12, 0x22, 0x03, 0x13, 0x23, 0xAA, 0xBB,
-        ];
-        let mut out = Vec::new();
-        unshuffle(&shuffled, 4, &mut out);
-        assert_eq!(
-            out,
-            [
-                0x00, 0x01, 0x02, 0x03, 0x10, 0x11, 0x12, 0x13, 0x20, 0x21, 0x22, 0x23, 0xAA, 0xBB
-            ]
-        );
+    fn unshuffled_gathers_element_bytes() {
+        // Three little-endian f32 (1.0, -2.5, 1e-3), shuffled: all first bytes, then all second…
+        let plain: Vec<[u8; 4]> = [1.0f32, -2.5, 1e-3]
+            .iter()
+            .map(|x| x.to_le_bytes())
+            .collect();
+        let shuffled: Vec<u8> = (0..4)
+            .flat_map(|j| plain.iter().map(move |e| e[j]))
+            .collect();
+        let got: Vec<f32> = (0..3).map(|k| unshuffled::<f32>(&shuffled, 3, k)).collect();
+        assert_eq!(got, [1.0, -2.5, 1e-3]);
     }
 }
