@@ -369,11 +369,7 @@ impl DirectVar {
     /// Fetches the stored chunk at `origin` (time, y, x) under the library lock and decodes it
     /// outside (inflated) into `buf`: `buf.inflated` with deflate, else `buf.raw`, each
     /// chunk-shaped (row-major) and still shuffled if the pipeline shuffles.
-    fn read_chunk(
-        &self,
-        origin: [usize; 3],
-        buf: &mut Buffers,
-    ) -> Result<Direct, String> {
+    fn read_chunk(&self, origin: [usize; 3], buf: &mut Buffers) -> Result<Direct, String> {
         let offset: [hsize_t; 3] = if self.rank == 3 {
             [
                 origin[0] as hsize_t,

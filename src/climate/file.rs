@@ -373,6 +373,9 @@ impl ClimateFile {
         let Some(direct) = &self.direct_vars[meta.slot] else {
             return Ok(false);
         };
+        // A never-written chunk makes HDF5 1.10 report an error (then the library reads it):
+        // keep its error stack off stderr on this thread too.
+        super::hdf5_quiet::quiet_hdf5_errors();
         match direct.read(time.clone(), points.clone(), out) {
             Ok(Direct::Done) => Ok(true),
             Ok(Direct::NotHandled) => Ok(false),

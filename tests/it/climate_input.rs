@@ -824,3 +824,54 @@ fn time_chunked_zlib_file_gives_the_plain_file_values() {
     // The values are not all trivial: the comparison would catch swapped points or days.
     assert!(want.len() > 5000 && want.values().filter(|v| **v > 0.0).count() > 1000);
 }
+
+#[test]
+fn time_chunked_file_with_unwritten_chunks_reads_through_the_library() {
+    let dir = TempDir::new("time-chunked-partial");
+    let path = dir.path("partial.nc");
+    let days = 800;
+    {
+        let mut f = netcdf::create(&path).unwrap();
+        f.add_dimension("time", days).unwrap();
+        f.add_dimension("lat", 1).unwrap();
+        f.add_dimension("lon", 3).unwrap();
+        let mut v = f.add_variable::<f64>("time", &["time"]).unwrap();
+        v.put_attribute("units", "days since 2021-01-01").unwrap();
+        let time: Vec<f64> = (0..days).map(|d| d as f64).collect();
+        v.put_values(&time, ..).unwrap();
+        for (name, units) in [("lat", "degrees_north"), ("lon", "degrees_east")] {
+            let mut v = f.add_variable::<f64>(name, &[name]).unwrap();
+            v.put_attribute("units", units).unwrap();
+            let n = if name == "lat" { 1 } else { 3 };
+            v.put_values(&(0..n).map(|i| i as f64).collect::<Vec<_>>(), ..)
+                .unwrap();
+        }
+        for (name, units) in [("tasmax", "K"), ("tasmin", "K"), ("pr", "kg m-2 s-1")] {
+            let mut v = f
+                .add_variable::<f32>(name, &["time", "lat", "lon"])
+                .unwrap();
+            v.set_chunking(&[days, 1, 1]).unwrap();
+            v.set_compression(4, true).unwrap();
+            v.put_attribute("units", units).unwrap();
+            v.put_attribute("_FillValue", -999.0f32).unwrap();
+            // Only the first point is written: the chunks of the other two never are.
+            let vals: Vec<f32> = (0..days).map(|t| 280.0 + (t % 17) as f32).collect();
+            v.put_values(&vals, (.., 0..1, 0..1)).unwrap();
+        }
+    }
+    let file = open(&path).unwrap();
+    assert!(file.reads_stored_chunks_directly(Variable::Tasmax));
+    // Written chunk alone: direct; with the unwritten ones: the library's fill values, masked.
+    let first = file.read_block(Variable::Tasmax, 0..days, 0..1).unwrap();
+    assert!(
+        first
+            .iter()
+            .zip(0..)
+            .all(|(v, t)| *v == 280.0 + (t % 17) as f32)
+    );
+    let all = file.read_block(Variable::Tasmax, 0..days, 0..3).unwrap();
+    for (t, row) in all.chunks_exact(3).enumerate() {
+        assert_eq!(row[0], 280.0 + (t % 17) as f32, "day {t}");
+        assert!(row[1].is_nan() && row[2].is_nan(), "day {t}: {row:?}");
+    }
+}
