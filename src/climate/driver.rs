@@ -319,13 +319,17 @@ pub fn annual_indices(
     dataset_indices(&Dataset::single(file)?, hazards, points, years)
 }
 
+/// Points per pass when a variable is stored in chunks much longer in time than a year (e.g.
+/// (ntime, 1, 1)): each point's whole series is one compressed chunk, decoded once into a time
+/// slab of the pass's points (see `slab`), so the pass size bounds that slab: 500 points × 10
+/// years of float32 is 7 MB per variable where the whole job chunk (2,000 points) took 29 MB.
+const TIME_CHUNKED_PASS_POINTS: usize = 500;
+
 /// Computes every hazard for the points `points` and the calendar years `years` (all years the
 /// dataset spans if `None`).
 ///
-/// Reads time-major, one calendar year × the whole point range per variable per read, and keeps
-/// only per-point running state, so memory is flat in the number of years. Rows are emitted
-/// only for years that get a value (every calendar day present, no missing value). Every hazard's
-/// variable must be in the dataset (see [`Dataset::variables`]).
+/// A dataset with variables chunked along time is processed in passes of
+/// [`TIME_CHUNKED_PASS_POINTS`] points (points outer, years inner); other datasets in one pass.
 pub fn dataset_indices(
     dataset: &Dataset<'_>,
     hazards: &[Hazard],
@@ -337,9 +341,10 @@ pub fn dataset_indices(
     Ok(out)
 }
 
-/// [`dataset_indices`] handing each value to `emit` as it is computed (years ascending), so a
-/// caller can keep them in its own compact form instead of a `Vec<AnnualValue>` of the whole
-/// chunk (40 bytes per value).
+/// [`dataset_indices`] handing each value to `emit` as it is computed, so a caller can keep them
+/// in its own compact form instead of a `Vec<AnnualValue>` of the whole chunk (40 bytes per
+/// value). Within a pass values come years ascending; a time-chunked dataset is several passes,
+/// so a caller must place values by their point, hazard and year, not by arrival order.
 ///
 /// `workers` > 1 computes on that many threads, each over its own sub-range of the points of
 /// every block read (the read stays one block of the whole range, which is what keeps a
@@ -352,10 +357,9 @@ pub fn dataset_indices_each(
     workers: usize,
     mut emit: impl FnMut(AnnualValue),
 ) -> Result<(), InputError> {
-    let path = dataset.files[0].path();
     if points.start > points.end || points.end > dataset.points().len() {
         return Err(InputError::new(
-            path,
+            dataset.files[0].path(),
             None,
             K::Invalid(format!(
                 "point range {points:?} is outside the file's {} points",
@@ -363,6 +367,44 @@ pub fn dataset_indices_each(
             )),
         ));
     }
+    let time_chunked = dataset
+        .files
+        .iter()
+        .any(|f| Variable::ALL.into_iter().any(|v| f.long_time_chunks(v)));
+    if !time_chunked || points.len() <= TIME_CHUNKED_PASS_POINTS {
+        return pass_indices(dataset, hazards, points, years, workers, &mut emit);
+    }
+    let mut start = points.start;
+    while start < points.end {
+        let end = points.end.min(start + TIME_CHUNKED_PASS_POINTS);
+        pass_indices(
+            dataset,
+            hazards,
+            start..end,
+            years.clone(),
+            workers,
+            &mut emit,
+        )?;
+        start = end;
+    }
+    Ok(())
+}
+
+/// [`dataset_indices`] for one pass over `points`.
+///
+/// Reads time-major, one calendar year × the whole point range per variable per read, and keeps
+/// only per-point running state, so memory is flat in the number of years. Rows are emitted
+/// only for years that get a value (every calendar day present, no missing value). Every hazard's
+/// variable must be in the dataset (see [`Dataset::variables`]).
+fn pass_indices(
+    dataset: &Dataset<'_>,
+    hazards: &[Hazard],
+    points: Range<usize>,
+    years: Option<RangeInclusive<i32>>,
+    workers: usize,
+    emit: &mut impl FnMut(AnnualValue),
+) -> Result<(), InputError> {
+    let path = dataset.files[0].path();
     let np = points.len();
 
     // One group per variable: its accumulators and which hazard each belongs to.

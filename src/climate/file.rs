@@ -8,6 +8,7 @@ use std::sync::Mutex;
 use netcdf::{AttributeValue, Extent, Extents, NcTypeDescriptor};
 
 use super::calendar::{Calendar, CfDate, check_time_order};
+use super::direct_read::{Direct, DirectFile, DirectVar, StoredFloat};
 use super::error::{InputError, InputErrorKind as K};
 use super::grid::{self, dims_of};
 use super::packing::{self, Decoding, FromF64};
@@ -71,6 +72,12 @@ struct VarMeta {
 /// A daily climate projection file whose structure, time axis and units have been checked.
 pub struct ClimateFile {
     path: PathBuf,
+    /// Per variable: its stored chunks read directly (variables with `long_time_chunks` whose
+    /// storage [`direct_read`](super::direct_read) decodes), so decompression runs outside the
+    /// library lock. Declared before `direct_file` and `nc`: fields drop in order, so the
+    /// datasets close before the file and both before libnetcdf's handle.
+    direct_vars: [Option<DirectVar>; 3],
+    direct_file: Option<DirectFile>,
     nc: netcdf::File,
     layout: Layout,
     points: Vec<(f64, f64)>,
@@ -100,7 +107,7 @@ impl std::fmt::Debug for ClimateFile {
 
 /// The sample types values are decoded into (the variable's [`Precision`]).
 pub(crate) trait NcSample:
-    Sample + NcTypeDescriptor + Default + FromF64 + slab::SlabValue
+    Sample + NcTypeDescriptor + Default + FromF64 + slab::SlabValue + StoredFloat
 {
     const NAN: Self;
 }
@@ -227,6 +234,20 @@ impl ClimateFile {
         }
     }
 
+    /// Whether `var` is stored in chunks much longer in time than a year (read in point ranges
+    /// through a time slab, see [`slab`]).
+    pub(crate) fn long_time_chunks(&self, var: Variable) -> bool {
+        self.vars[var.index()]
+            .as_ref()
+            .is_some_and(|m| m.long_time_chunks)
+    }
+
+    /// Whether reads of `var` fetch the stored HDF5 chunks and decompress them here, outside
+    /// the library lock (see [`direct_read`](super::direct_read)); otherwise libnetcdf reads.
+    pub fn reads_stored_chunks_directly(&self, var: Variable) -> bool {
+        self.direct_vars[var.index()].is_some()
+    }
+
     pub(crate) fn meta_for(&self, var: Variable) -> Result<(&str, Precision), InputError> {
         let m = self.meta(var)?;
         Ok((&m.name, m.precision))
@@ -332,10 +353,38 @@ impl ClimateFile {
             self.read_raw(meta, time, points, &mut raw, &mut raw_scratch)?;
             meta.decoding.decode_into(&raw, out);
         } else {
-            self.read_raw(meta, time, points, out, scratch)?;
+            if !self.read_direct(meta, &time, &points, out)? {
+                self.read_raw(meta, time, points, out, scratch)?;
+            }
             mask(out, &meta.decoding);
         }
         Ok(())
+    }
+
+    /// Reads stored values through [`direct_read`](super::direct_read) when the variable allows
+    /// it; `false` when the block must be read through libnetcdf instead.
+    fn read_direct<T: NcSample>(
+        &self,
+        meta: &VarMeta,
+        time: &Range<usize>,
+        points: &Range<usize>,
+        out: &mut Vec<T>,
+    ) -> Result<bool, InputError> {
+        let Some(direct) = &self.direct_vars[meta.slot] else {
+            return Ok(false);
+        };
+        // A never-written chunk makes HDF5 1.10 report an error (then the library reads it):
+        // keep its error stack off stderr on this thread too.
+        super::hdf5_quiet::quiet_hdf5_errors();
+        match direct.read(time.clone(), points.clone(), out) {
+            Ok(Direct::Done) => Ok(true),
+            Ok(Direct::NotHandled) => Ok(false),
+            Err(why) => Err(InputError::new(
+                &self.path,
+                Some(&meta.name),
+                K::Corrupt(format!("{why} (reading steps {time:?})")),
+            )),
+        }
     }
 
     /// Reads stored values (converted by libnetcdf into `U`) into `out`, using `scratch` for
@@ -604,7 +653,10 @@ fn validate(
         scenario,
         vars,
         slabs: Mutex::new([None, None, None]),
+        direct_vars: [None, None, None],
+        direct_file: None,
     };
+    let file = with_direct_reads(file, &dims);
     // Read the last time step of each variable: a truncated file fails here, at open, rather
     // than half-way through a batch. Files chunked along time hold each point's whole series in
     // one chunk: there the last point's step is enough to reach the end of the data without
@@ -619,6 +671,43 @@ fn validate(
         }
     }
     Ok(file)
+}
+
+/// Opens the stored chunks of variables with `long_time_chunks` for direct reads, where the
+/// storage allows (see [`direct_read`](super::direct_read)); otherwise the file reads through
+/// libnetcdf as before.
+fn with_direct_reads(mut file: ClimateFile, dims: &[(String, usize)]) -> ClimateFile {
+    let nt = file.dates.len();
+    let extent: Vec<usize> = match file.layout {
+        Layout::Grid { nlat, nlon } => vec![nt, nlat, nlon],
+        Layout::Points { n } => vec![nt, n],
+    };
+    // The direct reader indexes points as y * nx + x over the data's own dimensions.
+    let same = dims.len() == extent.len() && dims.iter().zip(&extent).all(|((_, a), b)| a == b);
+    let wanted: Vec<(usize, String, usize)> = file
+        .vars
+        .iter()
+        .flatten()
+        .filter(|m| m.long_time_chunks && !m.decoding.is_packed())
+        .map(|m| {
+            let elem = match m.precision {
+                Precision::F32 => 4,
+                Precision::F64 => 8,
+            };
+            (m.slot, m.name.clone(), elem)
+        })
+        .collect();
+    if !same || wanted.is_empty() {
+        return file;
+    }
+    let Some(direct) = DirectFile::open(&file.path) else {
+        return file;
+    };
+    for (slot, name, elem) in wanted {
+        file.direct_vars[slot] = direct.variable(&name, &extent, elem);
+    }
+    file.direct_file = Some(direct);
+    file
 }
 
 /// The time axis of `time_var`: its calendar, each step's day number and

@@ -8,6 +8,7 @@
 mod attributes;
 mod calendar;
 pub mod dataset;
+mod direct_read;
 mod driver;
 mod error;
 mod file;

@@ -705,3 +705,173 @@ fn a_height_coordinate_is_not_taken_for_a_grid_axis() {
     let nc = open(&p).unwrap();
     assert_eq!(nc.points()[3], (36.0, 128.0));
 }
+
+/// A CF file of `lats` × `lons` points × 2021-01-01..2023-12-31, contiguous or chunked along
+/// time ((ntime, 1, 1), zlib + shuffle, as station-like data come); the same values either way.
+fn time_chunked_pair(
+    dir: &TempDir,
+    lats: usize,
+    lons: usize,
+) -> (std::path::PathBuf, std::path::PathBuf) {
+    let days = 1095;
+    let n = days * lats * lons;
+    // Seasonal temperatures with heat and frost, rain with wet spells, and a few missing values.
+    let at = |i: usize| {
+        let (t, p) = (i / (lats * lons), i % (lats * lons));
+        let season = ((t % 365) as f32 / 365.0 * std::f32::consts::TAU).sin();
+        let noise = ((i.wrapping_mul(2_654_435_761)) % 1000) as f32 / 100.0;
+        (t, p, season, noise)
+    };
+    let tasmax: Vec<f32> = (0..n)
+        .map(|i| {
+            let (t, p, season, noise) = at(i);
+            if (t * 7 + p) % 5003 == 11 {
+                f32::NAN
+            } else {
+                290.0 + 14.0 * season + noise + (p % 9) as f32
+            }
+        })
+        .collect();
+    let tasmin: Vec<f32> = tasmax
+        .iter()
+        .zip(0..)
+        .map(|(x, i)| x - 8.0 - at(i).3)
+        .collect();
+    let pr: Vec<f32> = (0..n)
+        .map(|i| {
+            let (t, p, _, noise) = at(i);
+            if (t / 3 + p) % 4 == 0 {
+                noise * 1.0e-4
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let write = |path: &std::path::Path, chunked: bool| {
+        let mut f = netcdf::create(path).unwrap();
+        f.add_dimension("time", days).unwrap();
+        f.add_dimension("lat", lats).unwrap();
+        f.add_dimension("lon", lons).unwrap();
+        let mut v = f.add_variable::<f64>("time", &["time"]).unwrap();
+        v.put_attribute("units", "days since 2021-01-01").unwrap();
+        v.put_attribute("calendar", "standard").unwrap();
+        let time: Vec<f64> = (0..days).map(|d| d as f64 + 0.5).collect();
+        v.put_values(&time, ..).unwrap();
+        for (name, units, len, step) in [
+            ("lat", "degrees_north", lats, 0.5),
+            ("lon", "degrees_east", lons, 0.75),
+        ] {
+            let mut v = f.add_variable::<f64>(name, &[name]).unwrap();
+            v.put_attribute("units", units).unwrap();
+            let vals: Vec<f64> = (0..len).map(|i| i as f64 * step).collect();
+            v.put_values(&vals, ..).unwrap();
+        }
+        for (name, units, data) in [
+            ("tasmax", "K", &tasmax),
+            ("tasmin", "K", &tasmin),
+            ("pr", "kg m-2 s-1", &pr),
+        ] {
+            let mut v = f
+                .add_variable::<f32>(name, &["time", "lat", "lon"])
+                .unwrap();
+            if chunked {
+                v.set_chunking(&[days, 1, 1]).unwrap();
+                v.set_compression(4, true).unwrap();
+            }
+            v.put_attribute("units", units).unwrap();
+            v.put_values(data, ..).unwrap();
+        }
+    };
+    let (plain, chunked) = (dir.path("plain.nc"), dir.path("time_chunked.nc"));
+    write(&plain, false);
+    write(&chunked, true);
+    (plain, chunked)
+}
+
+#[test]
+fn time_chunked_zlib_file_gives_the_plain_file_values() {
+    let dir = TempDir::new("time-chunked");
+    // 23 × 27 = 621 points: more than one 500-point pass, the pass boundary inside a grid row.
+    let (plain, chunked) = time_chunked_pair(&dir, 23, 27);
+    let (plain, chunked) = (open(&plain).unwrap(), open(&chunked).unwrap());
+    for var in ALL {
+        assert!(
+            !plain.reads_stored_chunks_directly(var),
+            "{var}: plain file"
+        );
+        assert!(
+            chunked.reads_stored_chunks_directly(var),
+            "{var}: stored chunks read directly"
+        );
+    }
+    let hazards = default_hazards();
+    let np = plain.points().len();
+    let want = by_key(&annual_indices(&plain, &hazards, 0..np, None).unwrap());
+    // The whole file, and a job chunk starting mid-row with a short last pass.
+    for points in [0..np, 13..np - 4] {
+        let got = annual_indices(&chunked, &hazards, points.clone(), None).unwrap();
+        let got = by_key(&got);
+        let expected: std::collections::BTreeMap<_, _> = want
+            .iter()
+            .filter(|((p, _, _), _)| points.contains(p))
+            .map(|(k, v)| (*k, *v))
+            .collect();
+        assert_eq!(got.len(), expected.len(), "rows for points {points:?}");
+        for (k, v) in &expected {
+            assert_eq!(got[k].to_bits(), v.to_bits(), "{k:?} for points {points:?}");
+        }
+    }
+    // The values are not all trivial: the comparison would catch swapped points or days.
+    assert!(want.len() > 5000 && want.values().filter(|v| **v > 0.0).count() > 1000);
+}
+
+#[test]
+fn time_chunked_file_with_unwritten_chunks_reads_through_the_library() {
+    let dir = TempDir::new("time-chunked-partial");
+    let path = dir.path("partial.nc");
+    let days = 800;
+    {
+        let mut f = netcdf::create(&path).unwrap();
+        f.add_dimension("time", days).unwrap();
+        f.add_dimension("lat", 1).unwrap();
+        f.add_dimension("lon", 3).unwrap();
+        let mut v = f.add_variable::<f64>("time", &["time"]).unwrap();
+        v.put_attribute("units", "days since 2021-01-01").unwrap();
+        let time: Vec<f64> = (0..days).map(|d| d as f64).collect();
+        v.put_values(&time, ..).unwrap();
+        for (name, units) in [("lat", "degrees_north"), ("lon", "degrees_east")] {
+            let mut v = f.add_variable::<f64>(name, &[name]).unwrap();
+            v.put_attribute("units", units).unwrap();
+            let n = if name == "lat" { 1 } else { 3 };
+            v.put_values(&(0..n).map(|i| i as f64).collect::<Vec<_>>(), ..)
+                .unwrap();
+        }
+        for (name, units) in [("tasmax", "K"), ("tasmin", "K"), ("pr", "kg m-2 s-1")] {
+            let mut v = f
+                .add_variable::<f32>(name, &["time", "lat", "lon"])
+                .unwrap();
+            v.set_chunking(&[days, 1, 1]).unwrap();
+            v.set_compression(4, true).unwrap();
+            v.put_attribute("units", units).unwrap();
+            v.put_attribute("_FillValue", -999.0f32).unwrap();
+            // Only the first point is written: the chunks of the other two never are.
+            let vals: Vec<f32> = (0..days).map(|t| 280.0 + (t % 17) as f32).collect();
+            v.put_values(&vals, (.., 0..1, 0..1)).unwrap();
+        }
+    }
+    let file = open(&path).unwrap();
+    assert!(file.reads_stored_chunks_directly(Variable::Tasmax));
+    // Written chunk alone: direct; with the unwritten ones: the library's fill values, masked.
+    let first = file.read_block(Variable::Tasmax, 0..days, 0..1).unwrap();
+    assert!(
+        first
+            .iter()
+            .zip(0..)
+            .all(|(v, t)| *v == 280.0 + (t % 17) as f32)
+    );
+    let all = file.read_block(Variable::Tasmax, 0..days, 0..3).unwrap();
+    for (t, row) in all.chunks_exact(3).enumerate() {
+        assert_eq!(row[0], 280.0 + (t % 17) as f32, "day {t}");
+        assert!(row[1].is_nan() && row[2].is_nan(), "day {t}: {row:?}");
+    }
+}
