@@ -50,21 +50,26 @@ WITH nearest AS MATERIALIZED (
     SELECT h.grid_id, h.dataset_id, h.risk_type, h.first_year, h.values_by_year, h.scores_by_year
       FROM hazard_results h WHERE h.grid_id = ANY($3)
 ), probability AS MATERIALIZED (
-    SELECT p.grid_id, p.dataset_id, p.risk_type, p.year, p.bin_probs,
-           p.return_level_10, p.return_level_50, p.return_level_100
+    SELECT p.grid_id, p.dataset_id, p.risk_type, p.first_year, p.bin_count, p.method_by_year,
+           p.bin_probs_by_year, p.return_level_10_by_year, p.return_level_50_by_year,
+           p.return_level_100_by_year
       FROM probability_results p WHERE p.grid_id = ANY($3)
 )
 SELECT $1, n.code, c.dataset_id, c.scenario, c.model, c.member, c.risk_type, c.year, n.grid_id,
        n.distance_km, h.values_by_year[c.year - h.first_year + 1],
-       h.scores_by_year[c.year - h.first_year + 1], p.bin_probs, p.return_level_10,
-       p.return_level_50, p.return_level_100
+       h.scores_by_year[c.year - h.first_year + 1],
+       CASE WHEN p.method_by_year[c.year - p.first_year + 1] IS NOT NULL
+            THEN p.bin_probs_by_year[(c.year::integer - p.first_year) * p.bin_count + 1
+                                     : (c.year::integer - p.first_year + 1) * p.bin_count] END,
+       p.return_level_10_by_year[c.year - p.first_year + 1],
+       p.return_level_50_by_year[c.year - p.first_year + 1],
+       p.return_level_100_by_year[c.year - p.first_year + 1]
   FROM nearest n
   CROSS JOIN combo c
   LEFT JOIN series h
          ON h.grid_id = n.grid_id AND h.dataset_id = c.dataset_id AND h.risk_type = c.risk_type
   LEFT JOIN probability p
-         ON p.grid_id = n.grid_id AND p.dataset_id = c.dataset_id
-        AND p.risk_type = c.risk_type AND p.year = c.year
+         ON p.grid_id = n.grid_id AND p.dataset_id = c.dataset_id AND p.risk_type = c.risk_type
  ORDER BY n.region_no, c.combo_no"
         .to_string()
 }

@@ -28,6 +28,11 @@ pub const MIGRATIONS: &[Migration] = &[
         "series",
         include_str!("../../migrations/0007_series.sql"),
     ),
+    (
+        8,
+        "probability_series",
+        include_str!("../../migrations/0008_probability_series.sql"),
+    ),
 ];
 
 #[cfg(test)]
