@@ -33,6 +33,11 @@ pub const MIGRATIONS: &[Migration] = &[
         "probability_series",
         include_str!("../../migrations/0008_probability_series.sql"),
     ),
+    (
+        9,
+        "cache_series",
+        include_str!("../../migrations/0009_cache_series.sql"),
+    ),
 ];
 
 #[cfg(test)]
