@@ -56,6 +56,27 @@ CREATE TABLE probability_results (
        AND cardinality(bin_probs_by_year) = cardinality(method_by_year) * bin_count)
 );
 
+-- The arrays make each row ~10 kB, so they are TOASTed; lz4 compresses
+-- them smaller than the default pglz and cost the server a third less CPU
+-- in probability-batch (bench/results/README.md). A server built without
+-- lz4 keeps pglz.
+DO $$
+BEGIN
+    ALTER TABLE probability_results
+        ALTER COLUMN method_by_year SET COMPRESSION lz4,
+        ALTER COLUMN sample_size_by_year SET COMPRESSION lz4,
+        ALTER COLUMN bin_probs_by_year SET COMPRESSION lz4,
+        ALTER COLUMN return_level_10_by_year SET COMPRESSION lz4,
+        ALTER COLUMN return_level_50_by_year SET COMPRESSION lz4,
+        ALTER COLUMN return_level_100_by_year SET COMPRESSION lz4,
+        ALTER COLUMN gev_c_by_year SET COMPRESSION lz4,
+        ALTER COLUMN gev_loc_by_year SET COMPRESSION lz4,
+        ALTER COLUMN gev_scale_by_year SET COMPRESSION lz4;
+EXCEPTION WHEN feature_not_supported THEN
+    RAISE NOTICE 'probability_results keeps pglz compression: %', SQLERRM;
+END
+$$;
+
 -- Merges two series whose years are `per_year` elements each (1 for the
 -- per-year arrays, bin_count for bin_probs_by_year): the years the new
 -- series spans take its elements (NULL included: a rewrite of a year

@@ -52,6 +52,21 @@ CREATE TABLE region_hazard_cache_series (
        AND (return_level_10_by_year IS NULL) = (bin_count IS NULL))
 );
 
+-- TOASTed arrays: lz4 where the server has it, as probability_results (0008).
+DO $$
+BEGIN
+    ALTER TABLE region_hazard_cache_series
+        ALTER COLUMN values_by_year SET COMPRESSION lz4,
+        ALTER COLUMN scores_by_year SET COMPRESSION lz4,
+        ALTER COLUMN bin_probs_by_year SET COMPRESSION lz4,
+        ALTER COLUMN return_level_10_by_year SET COMPRESSION lz4,
+        ALTER COLUMN return_level_50_by_year SET COMPRESSION lz4,
+        ALTER COLUMN return_level_100_by_year SET COMPRESSION lz4;
+EXCEPTION WHEN feature_not_supported THEN
+    RAISE NOTICE 'region_hazard_cache_series keeps pglz compression: %', SQLERRM;
+END
+$$;
+
 DO $$
 DECLARE
     bad record;
