@@ -45,7 +45,7 @@ times=()
 for i in 1 2 3; do
   start=$(date +%s.%N)
   out=$(cache-refresh --force 2>/dev/null | tail -n 1)
-  secs=$(echo "$(date +%s.%N) - $start" | bc)
+  secs=$(echo "$(date +%s.%N) - $start" | bc | sed "s/^\./0./")  # JSON needs the leading 0
   rows=$(echo "$out" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["rows_written"], d["status"], d["peak_rss_kb"])')
   echo "run $i: ${secs}s  rows/status/peak_rss_kb: $rows" >&2
   times+=("$secs")

@@ -76,8 +76,8 @@ med() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(
 m_fresh=$(med "${fresh[@]}"); m_force=$(med "${force[@]}"); m_lm=$(med "${lm[@]}")
 max_rss=$(printf '%s\n' "${rss[@]}" | sort -n | tail -n 1)
 rows_out=$(psql -tA "$DATABASE_URL" -c "SELECT count(*) FROM probability_values")
-speedup=$(echo "scale=2; $m_lm / $m_fresh" | bc)
-force_ratio=$(echo "scale=3; $m_force / $m_fresh" | bc)
+speedup=$(echo "scale=2; $m_lm / $m_fresh" | bc | sed "s/^\./0./")  # JSON needs the leading 0
+force_ratio=$(echo "scale=3; $m_force / $m_fresh" | bc | sed "s/^\./0./")
 result="bench/results/probability-e2e-$(date -u +%Y-%m-%d).json"
 cat > "$result" <<JSON
 {

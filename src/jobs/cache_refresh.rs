@@ -8,7 +8,9 @@ use anyhow::{Context, Result};
 use serde_json::json;
 
 use crate::cache::nearest_point;
-use crate::cache::query::{build_sql, combinations_table_sql, short_combinations_sql};
+use crate::cache::query::{
+    GENERATION_SIZE, build_sql, combinations_table_sql, short_combinations_sql,
+};
 use crate::harness::{
     AbortRun, CommonArgs, Job, Plan, PlanContext, TaskContext, TaskOutput, TaskSpec,
 };
@@ -136,7 +138,7 @@ impl Job for CacheRefresh {
             .query_one("SELECT nextval('region_hazard_cache_generation')", &[])
             .await?
             .get(0);
-        // Sorting 400,000 rows in the build needs more than the default 4 MB.
+        // Sorting the build's rows needs more than the default 4 MB.
         // JIT: the planner's row estimates for the build (tens of millions)
         // made it compile the query, which took longer (1.1 s) than running it.
         tx.batch_execute("SET LOCAL work_mem = '256MB'; SET LOCAL jit = off")
@@ -174,27 +176,37 @@ impl Job for CacheRefresh {
         tx.batch_execute(&combinations_table_sql())
             .await
             .context("listing (dataset, risk_type, year) combinations")?;
-        let combinations = tx
-            .query("SELECT count(*) FROM cache_combinations", &[])
+        let counted = tx
+            .query_one(
+                "SELECT count(*), count(DISTINCT (dataset_id, risk_type)) FROM cache_combinations",
+                &[],
+            )
             .await
-            .context("counting (dataset, risk_type, year) combinations")?[0]
-            .get::<_, i64>(0);
+            .context("counting (dataset, risk_type, year) combinations")?;
+        let (combinations, series_per_region): (i64, i64) = (counted.get(0), counted.get(1));
         let started = std::time::Instant::now();
-        let built = tx
-            .execute(&build_sql(), &[&generation, &codes, &grid_ids, &distances])
+        tx.execute(&build_sql(), &[&generation, &codes, &grid_ids, &distances])
             .await
             .context("building the cache")?;
+        // Checked on what was stored: one series per region × (dataset,
+        // hazard), one yearly row in the view per region × combination.
+        let size = tx
+            .query_one(GENERATION_SIZE, &[&generation])
+            .await
+            .context("counting the new cache generation")?;
+        let (series, built): (i64, i64) = (size.get(0), size.get(1));
         let expected = regions * combinations;
         tracing::info!(
             generation,
             rows = built,
+            series,
             expected,
             regions,
             combinations,
             seconds = started.elapsed().as_secs_f64(),
             "cache built"
         );
-        if built as i64 != expected {
+        if built != expected || series != regions * series_per_region {
             let short = tx
                 .query(&short_combinations_sql(), &[&generation, &regions])
                 .await
@@ -213,7 +225,8 @@ impl Job for CacheRefresh {
                 .collect();
             // Rolling back keeps the old cache in place, untouched.
             return Err(AbortRun(format!(
-                "cache verification failed: built {built} rows, expected {expected} ({regions} regions × {combinations} dataset × hazard × year combinations); the old cache is kept. Short: {}",
+                "cache verification failed: built {built} rows in {series} series, expected {expected} rows ({regions} regions × {combinations} dataset × hazard × year combinations) in {} series; the old cache is kept. Short: {}",
+                regions * series_per_region,
                 list.join("; ")
             ))
             .into());
@@ -223,7 +236,7 @@ impl Job for CacheRefresh {
              VALUES (true, $1, $2, $3, $4, now())
              ON CONFLICT (only_row) DO UPDATE SET generation = EXCLUDED.generation, rows = EXCLUDED.rows,
                  source_versions = EXCLUDED.source_versions, run_id = EXCLUDED.run_id, refreshed_at = now()",
-            &[&generation, &(built as i64), &versions, &ctx.run_id],
+            &[&generation, &built, &versions, &ctx.run_id],
         )
         .await
         .context("swapping in the new cache generation")?;
@@ -232,14 +245,14 @@ impl Job for CacheRefresh {
         // its time without holding up readers.
         let removed = client
             .execute(
-                "DELETE FROM region_hazard_cache_rows WHERE generation < $1",
+                "DELETE FROM region_hazard_cache_series WHERE generation < $1",
                 &[&generation],
             )
             .await
             .context("removing old cache generations")?;
         tracing::info!(generation, removed, "new cache generation in place");
         Ok(TaskOutput {
-            rows_written: built,
+            rows_written: u64::try_from(built).unwrap_or(0),
         })
     }
 }

@@ -3,14 +3,15 @@
 //! dataset around the year (`hazard_results`; a window never mixes models
 //! or members)
 //! and writes bin probabilities, 10/50/100-year return levels and the fit
-//! to `probability_results`.
+//! to `probability_results` (one row per grid point, dataset and hazard,
+//! the years as arrays).
 //!
 //! Plan: skip when `hazard_results` has not changed since the last full
 //! run with the same scope (its version in `data_versions`, recorded in
 //! `input_files` as `table:hazard_results`); cut the grid points into
 //! chunks. Task: read the chunk's series in one set-based query, fit every
-//! window on a blocking thread (pure code in `probability`), write the rows
-//! in one transaction.
+//! window on a blocking thread (pure code in `probability`), replace the
+//! chunk's series in one transaction (a `--years` subset merges into them).
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,7 +30,7 @@ use crate::probability::{
 };
 use crate::scope::{PointSelection, YearRange};
 use crate::store::input_files::{self, stable_hash};
-use crate::store::probability_results::{ProbabilityRow, write_chunk};
+use crate::store::probability_results::{ChunkScope, ProbabilityRow, write_chunk};
 
 pub const JOB_NAME: &str = "probability-batch";
 
@@ -379,7 +380,13 @@ impl Job for ProbabilityBatch {
             .transaction()
             .await
             .context("starting the chunk transaction")?;
-        let n = write_chunk(&tx, ctx.run_id, &rows).await?;
+        let scope = ChunkScope {
+            grid_ids: &chunk.grid_ids,
+            scenarios: chunk.scenarios.as_deref(),
+            hazards: &chunk.hazards,
+            partial: chunk.years.is_some(),
+        };
+        let n = write_chunk(&tx, ctx.run_id, &scope, &rows).await?;
         tx.commit().await.context("committing the chunk")?;
         Ok(TaskOutput { rows_written: n })
     }

@@ -29,6 +29,16 @@ pub const MIGRATIONS: &[Migration] = &[
         include_str!("../../migrations/0007_series.sql"),
     ),
     (
+        8,
+        "probability_series",
+        include_str!("../../migrations/0008_probability_series.sql"),
+    ),
+    (
+        9,
+        "cache_series",
+        include_str!("../../migrations/0009_cache_series.sql"),
+    ),
+    (
         10,
         "site_results_layout",
         include_str!("../../migrations/0010_site_results_layout.sql"),

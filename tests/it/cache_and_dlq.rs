@@ -132,7 +132,7 @@ fn cache_holds_every_region_and_combination_from_the_nearest_point() {
     }
     // Old generations are gone once the new one is in place.
     assert_eq!(
-        db.count("SELECT count(DISTINCT generation) FROM region_hazard_cache_rows"),
+        db.count("SELECT count(DISTINCT generation) FROM region_hazard_cache_series"),
         1
     );
 }
@@ -178,7 +178,7 @@ fn a_reader_never_sees_a_partial_or_empty_cache_during_refreshes() {
         );
     }
     assert_eq!(
-        db.count("SELECT count(DISTINCT generation) FROM region_hazard_cache_rows"),
+        db.count("SELECT count(DISTINCT generation) FROM region_hazard_cache_series"),
         1
     );
 }
@@ -460,4 +460,153 @@ fn cache_keeps_one_row_per_region_dataset_hazard_and_year() {
         "{with_value} of {checked} rows have a value"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The cache's bin probabilities and return levels are the region's nearest
+/// point's, year by year: NULL where that point has no result for the year
+/// (a `--years` subset leaves the ends out) or none at all (a scenario not
+/// fitted), equal to `probability_values` everywhere else.
+#[test]
+fn cache_carries_the_nearest_points_probabilities_year_by_year() {
+    let db = TestDb::migrated("cache_probabilities");
+    both_scenarios(&db);
+    let probability = |args: &[&str]| {
+        let done = run(job(&db, env!("CARGO_BIN_EXE_probability-batch"), args));
+        assert_eq!(done.code, 0, "{}", done.all_output());
+    };
+    let mismatches = "SELECT count(*) FROM region_hazard_cache c
+          LEFT JOIN probability_values p
+                 ON p.grid_id = c.grid_id AND p.dataset_id = c.dataset_id
+                AND p.risk_type = c.risk_type AND p.year = c.year
+         WHERE c.bin_probs IS DISTINCT FROM p.bin_probs
+            OR c.return_level_10 IS DISTINCT FROM p.return_level_10
+            OR c.return_level_50 IS DISTINCT FROM p.return_level_50
+            OR c.return_level_100 IS DISTINCT FROM p.return_level_100";
+    let with_probabilities = "SELECT count(*) FROM region_hazard_cache WHERE bin_probs IS NOT NULL";
+
+    // Series spanning 2022-2024 of ssp585 only.
+    probability(&[
+        "--window",
+        "3",
+        "--min-years",
+        "2",
+        "--years",
+        "2022..2024",
+        "--scenario",
+        "ssp585",
+    ]);
+    let built = refresh(&db, &[]);
+    assert_eq!(built.code, 0, "{}", built.all_output());
+    let regions = db.count("SELECT count(*) FROM regions");
+    assert_eq!(db.count(mismatches), 0);
+    assert_eq!(db.count(with_probabilities), regions * 5 * 3);
+    assert_eq!(
+        db.count("SELECT count(*) FROM region_hazard_cache WHERE bin_probs IS NOT NULL AND (scenario <> 'ssp585' OR year NOT BETWEEN 2022 AND 2024)"),
+        0
+    );
+
+    // Every year of both scenarios: the series cover the cache's years
+    // exactly (but a year whose window has too few values has no result).
+    probability(&["--window", "3", "--min-years", "2", "--force"]);
+    let rebuilt = refresh(&db, &[]);
+    assert_eq!(rebuilt.code, 0, "{}", rebuilt.all_output());
+    assert_eq!(db.count(mismatches), 0);
+    let fitted = db.count(
+        "SELECT count(*) FROM region_hazard_cache c JOIN probability_values p
+             ON p.grid_id = c.grid_id AND p.dataset_id = c.dataset_id
+            AND p.risk_type = c.risk_type AND p.year = c.year",
+    );
+    assert_eq!(db.count(with_probabilities), fitted);
+    assert!(fitted >= regions * 2 * 5 * 5 * 9 / 10, "{fitted}");
+    assert_eq!(
+        db.count("SELECT count(*) FROM region_hazard_cache_series"),
+        regions * 2 * 5
+    );
+}
+
+#[test]
+fn migrating_a_schema_8_cache_turns_yearly_rows_into_series_keeping_every_row() {
+    let db = TestDb::empty("cache_migrate_from_8");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    let mut sql = String::from(
+        "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now());",
+    );
+    let files: Vec<_> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|f| f.as_str() < "0009")
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(files.len(), 8);
+    for f in &files {
+        sql.push_str(&std::fs::read_to_string(root.join(f)).unwrap());
+    }
+    // Schema-8 cache rows: two generations, two regions, two datasets, two
+    // hazards, 2021-2024; probabilities only for drought, missing in 2023;
+    // no value at region B's point for (ssp585, heat, 2022).
+    sql.push_str(
+        "INSERT INTO schema_migrations (version, name) SELECT v, 'v' || v FROM generate_series(1, 8) v;
+         INSERT INTO datasets (id, scenario, model, member, convention) VALUES
+                (1, 'ssp126', 'M-A', 'r1i1p1f1', 'CMIP6'), (2, 'ssp585', 'M-A', 'r1i1p1f1', 'CMIP6');
+         INSERT INTO region_hazard_cache_state (generation, rows, source_versions, run_id)
+         VALUES (8, 64, '{}', '00000000-0000-7000-8000-000000000001');
+         INSERT INTO region_hazard_cache_rows (generation, region_code, scenario, risk_type, year, grid_id,
+                distance_km, value, score, bin_probs, return_level_10, return_level_50, return_level_100,
+                dataset_id, model, member)
+         SELECT gen, reg, CASE d WHEN 1 THEN 'ssp126' ELSE 'ssp585' END, r, y,
+                CASE reg WHEN 'A' THEN 3 ELSE 9 END, CASE reg WHEN 'A' THEN 1.5 ELSE 12.25 END,
+                CASE WHEN reg = 'B' AND d = 2 AND r = 'heat' AND y = 2022 THEN NULL ELSE gen * 1000 + d * 100 + y - 2000 END,
+                CASE WHEN reg = 'B' AND d = 2 AND r = 'heat' AND y = 2022 THEN NULL ELSE 40 + y - 2021 END,
+                CASE WHEN r = 'drought' AND y <> 2023 THEN ARRAY[0.25, 0.5, 0.25 - (y - 2021) / 1e3, (y - 2021) / 1e3] END,
+                CASE WHEN r = 'drought' AND y <> 2023 THEN 10 + y - 2021 END,
+                CASE WHEN r = 'drought' AND y <> 2023 THEN 50 + y - 2021 END,
+                CASE WHEN r = 'drought' AND y <> 2023 THEN 100 + y - 2021 END,
+                d, 'M-A', 'r1i1p1f1'
+           FROM generate_series(7, 8) gen, unnest(ARRAY['A', 'B']) reg, generate_series(1, 2) d,
+                unnest(ARRAY['drought', 'heat']) r, generate_series(2021, 2024) y;",
+    );
+    db.rows(&sql);
+    let view = "SELECT count(*) || ':' || md5(string_agg(concat_ws('|', region_code, scenario, model, member, risk_type,
+                       year, grid_id, distance_km, value, score, bin_probs, return_level_10, return_level_50,
+                       return_level_100, refreshed_at, dataset_id, pg_typeof(year), pg_typeof(bin_probs)), ','
+                       ORDER BY region_code, dataset_id, risk_type, year)) FROM region_hazard_cache";
+    let before = db.scalar(view);
+    assert!(before.starts_with("32:"), "{before}");
+    let columns =
+        "SELECT string_agg(column_name || ' ' || data_type, ',' ORDER BY ordinal_position)
+                     FROM information_schema.columns WHERE table_name = 'region_hazard_cache'";
+    let before_columns = db.scalar(columns);
+
+    let migrated = run({
+        let mut c = jobctl(&db.url);
+        c.arg("migrate");
+        c
+    });
+    assert_eq!(migrated.code, 0, "{}", migrated.all_output());
+    assert_eq!(db.scalar(columns), before_columns);
+    assert_eq!(db.scalar(view), before);
+    // Both generations, one row per region, dataset and hazard.
+    assert_eq!(
+        db.count("SELECT count(*) FROM region_hazard_cache_series"),
+        2 * 2 * 2 * 2
+    );
+    assert_eq!(
+        db.scalar(
+            "SELECT array_to_string(years, ',') || ':' || array_to_string(values_by_year, ',', 'NULL') || ':'
+                    || coalesce(bin_count::text, 'NULL') || ':' || coalesce(return_level_10_by_year::text, 'NULL')
+               FROM region_hazard_cache_series
+              WHERE generation = 8 AND region_code = 'B' AND dataset_id = 2 AND risk_type = 'heat'"
+        ),
+        "2021,2022,2023,2024:8221,NULL,8223,8224:NULL:NULL"
+    );
+    assert_eq!(
+        db.scalar(
+            "SELECT bin_count || ':' || array_to_string(bin_probs_by_year[9:12], ',', 'NULL') || ':'
+                    || array_to_string(return_level_100_by_year, ',', 'NULL')
+               FROM region_hazard_cache_series
+              WHERE generation = 8 AND region_code = 'A' AND dataset_id = 1 AND risk_type = 'drought'"
+        ),
+        "4:NULL,NULL,NULL,NULL:100,101,NULL,103"
+    );
 }

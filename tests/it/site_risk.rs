@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use climate_jobs::jobs::site_risk::assess_sites;
 use climate_jobs::probability::GevParams;
 use climate_jobs::risk::{parse_curves_csv, parse_sites_csv};
+use climate_jobs::store::probability_results::merge_sql;
 use climate_jobs::store::site_results::{DatasetKey, ProbabilityRecord};
 use serde_json::Value;
 use support::{TestDb, run};
@@ -107,16 +108,21 @@ fn with_probabilities(name: &str) -> TestDb {
             "INSERT INTO datasets (scenario, model, member, grid, convention)
              VALUES ('{scenario}', 'FIXTURE-MODEL', 'r1i1p1f1', '', 'none') ON CONFLICT DO NOTHING"
         ));
-        db.rows(&format!(
-            "INSERT INTO probability_results VALUES ({}, '{}', '{}', {}, '{}', {}, {}, {}, {:?}, {:?}, {:?}, {}, {}, {}, gen_random_uuid(),
-                (SELECT id FROM datasets WHERE scenario = '{scenario}' AND model = 'FIXTURE-MODEL'))",
+        // One year of the (grid point, dataset, hazard) series, merged into it.
+        db.rows(&merge_sql(&format!(
+            "SELECT {}, (SELECT id FROM datasets WHERE scenario = '{}' AND model = 'FIXTURE-MODEL'), '{}', '{}',
+                    {}, {}, {}, ARRAY['{}'], ARRAY[{}]::smallint[], {}, ARRAY[{:?}]::float8[],
+                    ARRAY[{:?}]::float8[], ARRAY[{:?}]::float8[], ARRAY[{}]::float8[], ARRAY[{}]::float8[],
+                    ARRAY[{}]::float8[], gen_random_uuid()",
             r["grid_id"],
+            scenario,
             scenario,
             r["risk_type"].as_str().unwrap(),
             r["year"],
+            sql_array(&f64s(&r["bin_edges"])),
+            f64s(&r["bin_probs"]).len(),
             r["method"].as_str().unwrap(),
             r["sample_size"],
-            sql_array(&f64s(&r["bin_edges"])),
             sql_array(&f64s(&r["bin_probs"])),
             rl[0],
             rl[1],
@@ -124,7 +130,7 @@ fn with_probabilities(name: &str) -> TestDb {
             gev("c"),
             gev("loc"),
             gev("scale"),
-        ));
+        )));
     }
     db
 }
