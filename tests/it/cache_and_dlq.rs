@@ -526,28 +526,12 @@ fn cache_carries_the_nearest_points_probabilities_year_by_year() {
 
 #[test]
 fn migrating_a_schema_8_cache_turns_yearly_rows_into_series_keeping_every_row() {
-    let db = TestDb::empty("cache_migrate_from_8");
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
-    let mut sql = String::from(
-        "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now());",
-    );
-    let files: Vec<_> = std::fs::read_dir(&root)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|f| f.as_str() < "0009")
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    assert_eq!(files.len(), 8);
-    for f in &files {
-        sql.push_str(&std::fs::read_to_string(root.join(f)).unwrap());
-    }
+    let db = TestDb::at_version("cache_migrate_from_8", 8);
     // Schema-8 cache rows: two generations, two regions, two datasets, two
     // hazards, 2021-2024; probabilities only for drought, missing in 2023;
     // no value at region B's point for (ssp585, heat, 2022).
-    sql.push_str(
-        "INSERT INTO schema_migrations (version, name) SELECT v, 'v' || v FROM generate_series(1, 8) v;
-         INSERT INTO datasets (id, scenario, model, member, convention) VALUES
+    db.rows(
+        "INSERT INTO datasets (id, scenario, model, member, convention) VALUES
                 (1, 'ssp126', 'M-A', 'r1i1p1f1', 'CMIP6'), (2, 'ssp585', 'M-A', 'r1i1p1f1', 'CMIP6');
          INSERT INTO region_hazard_cache_state (generation, rows, source_versions, run_id)
          VALUES (8, 64, '{}', '00000000-0000-7000-8000-000000000001');
@@ -566,7 +550,6 @@ fn migrating_a_schema_8_cache_turns_yearly_rows_into_series_keeping_every_row() 
            FROM generate_series(7, 8) gen, unnest(ARRAY['A', 'B']) reg, generate_series(1, 2) d,
                 unnest(ARRAY['drought', 'heat']) r, generate_series(2021, 2024) y;",
     );
-    db.rows(&sql);
     let view = "SELECT count(*) || ':' || md5(string_agg(concat_ws('|', region_code, scenario, model, member, risk_type,
                        year, grid_id, distance_km, value, score, bin_probs, return_level_10, return_level_50,
                        return_level_100, refreshed_at, dataset_id, pg_typeof(year), pg_typeof(bin_probs)), ','
@@ -578,12 +561,7 @@ fn migrating_a_schema_8_cache_turns_yearly_rows_into_series_keeping_every_row() 
                      FROM information_schema.columns WHERE table_name = 'region_hazard_cache'";
     let before_columns = db.scalar(columns);
 
-    let migrated = run({
-        let mut c = jobctl(&db.url);
-        c.arg("migrate");
-        c
-    });
-    assert_eq!(migrated.code, 0, "{}", migrated.all_output());
+    db.migrate_the_rest(8);
     assert_eq!(db.scalar(columns), before_columns);
     assert_eq!(db.scalar(view), before);
     // Both generations, one row per region, dataset and hazard.

@@ -744,17 +744,9 @@ fn inputs_are_never_split_on_commas_and_the_environment_takes_colon_separated_in
 
 #[test]
 fn migrating_a_schema_3_database_keeps_every_row_assigned_to_a_dataset() {
-    let db = TestDb::empty("hazard_migrate_from_3");
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
-    let mut sql = String::from(
-        "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now());",
-    );
-    for f in ["0001_harness.sql", "0002_hazard.sql", "0003_cache.sql"] {
-        sql.push_str(&std::fs::read_to_string(root.join(f)).unwrap());
-    }
-    sql.push_str(
-        "INSERT INTO schema_migrations (version, name) VALUES (1, 'harness'), (2, 'hazard'), (3, 'cache');
-         INSERT INTO grid_points (id, lat, lon) VALUES (1, 35, 127), (2, 36, 128);
+    let db = TestDb::at_version("hazard_migrate_from_3", 3);
+    db.rows(
+        "INSERT INTO grid_points (id, lat, lon) VALUES (1, 35, 127), (2, 36, 128);
          INSERT INTO hazard_results (grid_id, scenario, risk_type, year, value, score, run_id)
          SELECT g, s, r, y, g * 10 + y - 2000, 50, '00000000-0000-7000-8000-000000000001'
            FROM generate_series(1, 2) g, unnest(ARRAY['ssp126', 'ssp585']) s,
@@ -773,25 +765,11 @@ fn migrating_a_schema_3_database_keeps_every_row_assigned_to_a_dataset() {
                 distance_km, value, score)
          VALUES (7, 'KR-11', 'ssp585', 'drought', 2022, 1, 14.2, 32, 50);",
     );
-    db.rows(&sql);
     let before = db.scalar(
         "SELECT md5(string_agg(concat_ws('|', grid_id, scenario, risk_type, year, value, score), ',' ORDER BY grid_id, scenario, risk_type, year)) FROM hazard_results",
     );
 
-    let migrated = run({
-        let mut c = support::jobctl(&db.url);
-        c.arg("migrate");
-        c
-    });
-    assert_eq!(migrated.code, 0, "{}", migrated.all_output());
-    assert!(
-        migrated.stdout.contains(&format!(
-            "{} applied, 3 already present",
-            climate_jobs::store::schema::MIGRATIONS.len() - 3
-        )),
-        "{}",
-        migrated.stdout
-    );
+    db.migrate_the_rest(3);
 
     // Every row kept, and each belongs to the dataset of the scenario it was written under.
     assert_eq!(db.yearly_count("SELECT count(*) FROM hazard_yearly"), 24);
@@ -822,24 +800,11 @@ fn migrating_a_schema_3_database_keeps_every_row_assigned_to_a_dataset() {
 
 #[test]
 fn migrating_a_schema_4_database_turns_yearly_rows_into_series_keeping_every_value_and_gap() {
-    let db = TestDb::empty("hazard_migrate_from_4");
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
-    let mut sql = String::from(
-        "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now());",
-    );
-    for f in [
-        "0001_harness.sql",
-        "0002_hazard.sql",
-        "0003_cache.sql",
-        "0004_datasets.sql",
-    ] {
-        sql.push_str(&std::fs::read_to_string(root.join(f)).unwrap());
-    }
+    let db = TestDb::at_version("hazard_migrate_from_4", 4);
     // Schema-4 rows: two datasets, two points, two hazards, 2021-2025 with
     // 2023 missing for (point 2, drought) and two runs' ids mixed.
-    sql.push_str(
-        "INSERT INTO schema_migrations (version, name) VALUES (1, 'harness'), (2, 'hazard'), (3, 'cache'), (4, 'datasets');
-         INSERT INTO grid_points (id, lat, lon) VALUES (1, 35, 127), (2, 36, 128);
+    db.rows(
+        "INSERT INTO grid_points (id, lat, lon) VALUES (1, 35, 127), (2, 36, 128);
          INSERT INTO datasets (id, scenario, model, member, convention) VALUES
                 (1, 'ssp126', 'M-A', 'r1i1p1f1', 'CMIP6'), (2, 'ssp585', 'M-A', 'r1i1p1f1', 'CMIP6');
          INSERT INTO hazard_results (grid_id, scenario, risk_type, year, value, score, run_id, dataset_id)
@@ -850,7 +815,6 @@ fn migrating_a_schema_4_database_turns_yearly_rows_into_series_keeping_every_val
                 unnest(ARRAY['drought', 'extreme_heat']) r, generate_series(2021, 2025) y
           WHERE NOT (g = 2 AND r = 'drought' AND y = 2023);",
     );
-    db.rows(&sql);
     let values = "SELECT md5(string_agg(concat_ws('|', lat, lon, scenario, model, member, risk_type, year, value, score), ','
                                         ORDER BY lat, lon, scenario, risk_type, year)) FROM hazard_values";
     let before = db.scalar(values);
@@ -859,20 +823,7 @@ fn migrating_a_schema_4_database_turns_yearly_rows_into_series_keeping_every_val
     let version =
         db.scalar("SELECT version FROM data_versions WHERE table_name = 'hazard_results'");
 
-    let migrated = run({
-        let mut c = support::jobctl(&db.url);
-        c.arg("migrate");
-        c
-    });
-    assert_eq!(migrated.code, 0, "{}", migrated.all_output());
-    assert!(
-        migrated.stdout.contains(&format!(
-            "{} applied, 4 already present",
-            climate_jobs::store::schema::MIGRATIONS.len() - 4
-        )),
-        "{}",
-        migrated.stdout
-    );
+    db.migrate_the_rest(4);
     // The readers' view has the same rows, value for value.
     assert_eq!(db.count("SELECT count(*) FROM hazard_values"), before_count);
     assert_eq!(db.scalar(values), before);

@@ -331,29 +331,11 @@ fn each_dataset_is_fitted_on_its_own_series_never_mixing_models_or_members() {
 
 #[test]
 fn migrating_a_schema_7_database_turns_yearly_probability_rows_into_series_keeping_every_result() {
-    let db = TestDb::empty("prob_migrate_from_7");
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
-    let mut sql = String::from(
-        "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now());",
-    );
-    let before_8 = [
-        "0001_harness.sql",
-        "0002_hazard.sql",
-        "0003_cache.sql",
-        "0004_datasets.sql",
-        "0005_notify.sql",
-        "0006_sites.sql",
-        "0007_series.sql",
-    ];
-    for f in before_8 {
-        sql.push_str(&std::fs::read_to_string(root.join(f)).unwrap());
-    }
+    let db = TestDb::at_version("prob_migrate_from_7", 7);
     // Schema-7 rows: two datasets, two points, a GEV and an empirical hazard,
     // 2021-2025 with 2023 missing for (point 2, drought) and two runs' ids.
-    sql.push_str(
-        "INSERT INTO schema_migrations (version, name) VALUES (1, 'harness'), (2, 'hazard'), (3, 'cache'),
-                (4, 'datasets'), (5, 'notify'), (6, 'sites'), (7, 'series');
-         INSERT INTO grid_points (id, lat, lon) VALUES (1, 35, 127), (2, 36, 128);
+    db.rows(
+        "INSERT INTO grid_points (id, lat, lon) VALUES (1, 35, 127), (2, 36, 128);
          INSERT INTO datasets (id, scenario, model, member, convention) VALUES
                 (1, 'ssp126', 'M-A', 'r1i1p1f1', 'CMIP6'), (2, 'ssp585', 'M-A', 'r1i1p1f1', 'CMIP6');
          INSERT INTO probability_results (grid_id, scenario, risk_type, year, method, sample_size, bin_edges,
@@ -373,7 +355,6 @@ fn migrating_a_schema_7_database_turns_yearly_probability_rows_into_series_keepi
                 unnest(ARRAY['drought', 'extreme_heat']) r, generate_series(2021, 2025) y
           WHERE NOT (g = 2 AND r = 'drought' AND y = 2023);",
     );
-    db.rows(&sql);
     let values = "SELECT md5(string_agg(concat_ws('|', lat, lon, grid_id, scenario, model, member, dataset_id, risk_type,
                                                    year, method, gev_c, gev_loc, gev_scale, bin_edges, bin_probs,
                                                    return_level_10, return_level_50, return_level_100, sample_size,
@@ -389,20 +370,7 @@ fn migrating_a_schema_7_database_turns_yearly_probability_rows_into_series_keepi
     let version =
         db.scalar("SELECT version FROM data_versions WHERE table_name = 'probability_results'");
 
-    let migrated = run({
-        let mut c = support::jobctl(&db.url);
-        c.arg("migrate");
-        c
-    });
-    assert_eq!(migrated.code, 0, "{}", migrated.all_output());
-    assert!(
-        migrated.stdout.contains(&format!(
-            "{} applied, 7 already present",
-            climate_jobs::store::schema::MIGRATIONS.len() - 7
-        )),
-        "{}",
-        migrated.stdout
-    );
+    db.migrate_the_rest(7);
     // The readers' view: the same columns and rows, value for value.
     assert_eq!(db.scalar(columns), before_columns);
     assert_eq!(

@@ -492,23 +492,11 @@ fn a_failed_chunk_goes_to_the_dlq_with_its_curves_and_dlq_reprocess_completes_it
 /// stored all_hazards totals) in place: what the views show is unchanged.
 #[test]
 fn migrating_old_site_results_keeps_every_value_of_the_views() {
-    let db = TestDb::empty("site_migrate_from_7");
-    let mut sql = String::from(
-        "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now());",
-    );
-    let mut versions = Vec::new();
-    for (version, name, text) in &climate_jobs::store::schema::MIGRATIONS[..7] {
-        sql.push_str(text);
-        versions.push(format!("({version}, '{name}')"));
-    }
-    sql.push_str(&format!(
-        "INSERT INTO schema_migrations (version, name) VALUES {};",
-        versions.join(",")
-    ));
+    let db = TestDb::at_version("site_migrate_from_7", 7);
     // Two sites on one grid point; risk indexes chosen exact in float4 and
     // float8 alike (cbrt(8·27·1) = 6, cbrt(27·64·1) = 12), as the old
     // layout stored the totals' as real.
-    sql.push_str(
+    db.rows(
         "INSERT INTO sites VALUES
            ('A', 'Plant A', 35, 127, 1000000, 'KRW', 'industrial', 'steel', 2001, 4, 3, 1, 'a.csv', 2),
            ('B', 'Office B', 35.01, 127, 2000000, 'KRW', 'commercial', 'wood', 1940, 1, NULL, 1, 'a.csv', 3);
@@ -527,7 +515,6 @@ fn migrating_old_site_results_keeps_every_value_of_the_views() {
            ('B', 'ssp585', 'M', 'r1', 'all_hazards', 7, 0.4, NULL, 1, NULL, '{2030}', '{0.25}',
             NULL, NULL, NULL, NULL, '{6}', '{1}', '00000000-0000-7000-8000-000000000001');",
     );
-    db.rows(&sql);
     let values = "SELECT md5(string_agg(concat_ws('|', site_id, scenario, model, member, risk_type, year, metric,
                          round(value::numeric, 9), unit, basis, grid_id, distance_km), ','
                          ORDER BY site_id, scenario, risk_type, year, metric)) FROM site_risk_values";
@@ -539,12 +526,7 @@ fn migrating_old_site_results_keeps_every_value_of_the_views() {
     let n_values = db.count("SELECT count(*) FROM site_risk_values");
     assert_eq!(n_values, 2 * 2 * 9 + 2 * 5 + 9 + 5);
 
-    let migrated = run({
-        let mut c = support::jobctl(&db.url);
-        c.arg("migrate");
-        c
-    });
-    assert_eq!(migrated.code, 0, "{}", migrated.all_output());
+    db.migrate_the_rest(7);
     assert_eq!(db.count("SELECT count(*) FROM site_risk_values"), n_values);
     assert_eq!(db.scalar(values), values_before);
     assert_eq!(db.scalar(cache), cache_before);

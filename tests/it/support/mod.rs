@@ -105,6 +105,48 @@ impl TestDb {
         }
     }
 
+    /// A database at schema version `version`: the first `version`
+    /// migrations applied and recorded, as an older release left it, for
+    /// tests that a later migration converts its rows in place.
+    pub fn at_version(name: &str, version: usize) -> TestDb {
+        let db = TestDb::empty(name);
+        let mut sql = String::from(
+            "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, \
+             applied_at timestamptz NOT NULL DEFAULT now());",
+        );
+        let applied = &climate_jobs::store::schema::MIGRATIONS[..version];
+        for (_, _, text) in applied {
+            sql.push_str(text);
+        }
+        let versions: Vec<String> = applied
+            .iter()
+            .map(|(v, name, _)| format!("({v}, '{name}')"))
+            .collect();
+        sql.push_str(&format!(
+            "INSERT INTO schema_migrations (version, name) VALUES {};",
+            versions.join(",")
+        ));
+        db.rows(&sql);
+        db
+    }
+
+    /// Runs the real `jobctl migrate` on a database made by
+    /// [`Self::at_version`]`(_, present)` and checks it applied every later
+    /// migration.
+    pub fn migrate_the_rest(&self, present: usize) {
+        let migrated = run({
+            let mut c = jobctl(&self.url);
+            c.arg("migrate");
+            c
+        });
+        assert_eq!(migrated.code, 0, "{}", migrated.all_output());
+        let expected = format!(
+            "{} applied, {present} already present",
+            climate_jobs::store::schema::MIGRATIONS.len() - present
+        );
+        assert!(migrated.stdout.contains(&expected), "{}", migrated.stdout);
+    }
+
     /// Rows of a query, every value as text (NULL as None).
     pub fn rows(&self, query: &str) -> Vec<Vec<Option<String>>> {
         sql_on(&self.url, query)
