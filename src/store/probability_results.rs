@@ -21,6 +21,7 @@ use tokio_postgres::types::Type;
 use uuid::Uuid;
 
 use super::bulk::ChunkTable;
+use super::pg_array::Float8Array;
 
 /// One year's result (a reader's view of a series year: tests compare
 /// these with the stored `probability_values`).
@@ -59,9 +60,9 @@ pub struct ProbabilitySeries {
     methods: Vec<Option<&'static str>>,
     sample_sizes: Vec<Option<i16>>,
     /// `bin_count` per year, year after year.
-    bin_probs: Vec<Option<f64>>,
-    return_levels: [Vec<Option<f64>>; 3],
-    gev: [Vec<Option<f64>>; 3],
+    bin_probs: Float8Array,
+    return_levels: [Float8Array; 3],
+    gev: [Float8Array; 3],
     /// Years without a result after the last one pushed: written as None
     /// only if a later year has a result, so the series ends on a result.
     pending_gaps: usize,
@@ -105,9 +106,9 @@ impl ProbabilitySeries {
             bin_count,
             methods: Vec::with_capacity(capacity),
             sample_sizes: Vec::with_capacity(capacity),
-            bin_probs: Vec::with_capacity(capacity * bins),
-            return_levels: std::array::from_fn(|_| Vec::with_capacity(capacity)),
-            gev: std::array::from_fn(|_| Vec::with_capacity(capacity)),
+            bin_probs: Float8Array(Vec::with_capacity(capacity * bins)),
+            return_levels: std::array::from_fn(|_| Float8Array(Vec::with_capacity(capacity))),
+            gev: std::array::from_fn(|_| Float8Array(Vec::with_capacity(capacity))),
             pending_gaps: 0,
             fitted: 0,
         })
@@ -151,21 +152,22 @@ impl ProbabilitySeries {
             for _ in 0..gaps {
                 self.methods.push(None);
                 self.sample_sizes.push(None);
-                self.bin_probs.extend(std::iter::repeat_n(None, bins));
+                self.bin_probs.0.extend(std::iter::repeat_n(None, bins));
                 for a in self.return_levels.iter_mut().chain(self.gev.iter_mut()) {
-                    a.push(None);
+                    a.0.push(None);
                 }
             }
         }
         self.methods.push(Some(fit.method));
         self.sample_sizes.push(Some(fit.sample_size));
         self.bin_probs
+            .0
             .extend(fit.bin_probs.iter().map(|&p| Some(p)));
         for (a, &level) in self.return_levels.iter_mut().zip(&fit.return_levels) {
-            a.push(Some(level));
+            a.0.push(Some(level));
         }
         for (k, a) in self.gev.iter_mut().enumerate() {
-            a.push(fit.gev.map(|g| g[k]));
+            a.0.push(fit.gev.map(|g| g[k]));
         }
         self.fitted += 1;
         Ok(())
@@ -195,17 +197,17 @@ impl ProbabilitySeries {
                     method: self.methods[i]?,
                     sample_size: self.sample_sizes[i]?,
                     bin_edges: self.bin_edges.clone(),
-                    bin_probs: self.bin_probs[i * bins..(i + 1) * bins]
+                    bin_probs: self.bin_probs.0[i * bins..(i + 1) * bins]
                         .iter()
                         .map(|p| p.unwrap_or(f64::NAN))
                         .collect(),
                     return_levels: self
                         .return_levels
                         .each_ref()
-                        .map(|a| a[i].unwrap_or(f64::NAN)),
-                    gev_c: self.gev[0][i],
-                    gev_loc: self.gev[1][i],
-                    gev_scale: self.gev[2][i],
+                        .map(|a| a.0[i].unwrap_or(f64::NAN)),
+                    gev_c: self.gev[0].0[i],
+                    gev_loc: self.gev[1].0[i],
+                    gev_scale: self.gev[2].0[i],
                 })
             })
             .collect()
@@ -419,12 +421,12 @@ mod tests {
         assert_eq!(s.first_year, 2021);
         assert_eq!(s.methods, vec![Some("gev"), None, Some("gev")]);
         assert_eq!(
-            s.bin_probs,
+            s.bin_probs.0,
             vec![Some(0.75), Some(0.25), None, None, Some(0.25), Some(0.75)]
         );
         assert_eq!(s.bin_count, 2);
-        assert_eq!(s.return_levels[2], vec![Some(3.0), None, Some(3.0)]);
-        assert_eq!(s.gev[1], vec![None, None, None]);
+        assert_eq!(s.return_levels[2].0, vec![Some(3.0), None, Some(3.0)]);
+        assert_eq!(s.gev[1].0, vec![None, None, None]);
         assert_eq!(s.fitted_years(), 2);
         let rows = s.rows();
         assert_eq!(
