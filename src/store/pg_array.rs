@@ -19,19 +19,33 @@ impl ToSql for Float8Array {
     fn to_sql(&self, _: &Type, out: &mut BytesMut) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
         let len = i32::try_from(self.0.len())?;
         let has_null = self.0.iter().any(Option::is_none);
-        out.reserve(20 + 12 * self.0.len());
+        let size = self
+            .0
+            .iter()
+            .map(|v| if v.is_some() { 12 } else { 4 })
+            .sum::<usize>();
+        out.reserve(20 + size);
         out.put_i32(1); // dimensions
         out.put_i32(i32::from(has_null));
         out.put_u32(Type::FLOAT8.oid());
         out.put_i32(len);
         out.put_i32(1); // lower bound
+        // Elements written into the grown buffer with plain stores (BufMut's
+        // put_* check the capacity on every call).
+        let start = out.len();
+        out.resize(start + size, 0);
+        let mut at = start;
         for &v in &self.0 {
             match v {
                 Some(x) => {
-                    out.put_i32(8);
-                    out.put_f64(x);
+                    out[at..at + 4].copy_from_slice(&8_i32.to_be_bytes());
+                    out[at + 4..at + 12].copy_from_slice(&x.to_be_bytes());
+                    at += 12;
                 }
-                None => out.put_i32(-1),
+                None => {
+                    out[at..at + 4].copy_from_slice(&(-1_i32).to_be_bytes());
+                    at += 4;
+                }
             }
         }
         Ok(IsNull::No)
