@@ -30,7 +30,9 @@ use crate::probability::{
 };
 use crate::scope::{PointSelection, YearRange};
 use crate::store::input_files::{self, stable_hash};
-use crate::store::probability_results::{ChunkScope, ProbabilityRow, write_chunk};
+use crate::store::probability_results::{
+    ChunkScope, ProbabilityRow, ProbabilitySeries, YearFit, write_chunk,
+};
 
 pub const JOB_NAME: &str = "probability-batch";
 
@@ -138,77 +140,120 @@ fn select_configs(names: Option<&[String]>) -> Result<Vec<ProbabilityConfig>> {
 /// One annual value: (grid id, dataset id, scenario, risk type, year, value).
 pub type SeriesRow = (i32, i32, String, String, i16, f64);
 
-/// Fits every window of the series in `rows` (ordered by grid, dataset,
-/// risk, year): one series per grid point, dataset and hazard, so a window
-/// never mixes models or members. Pure: the task's blocking half.
-/// Returns the rows and the number of windows too short to fit.
+/// One stored hazard series as read: the values of the years
+/// `first_year ..`, None for a missing year.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HazardSeries {
+    pub grid_id: i32,
+    pub dataset_id: i32,
+    pub scenario: String,
+    pub risk_type: String,
+    pub first_year: i16,
+    pub values: Vec<Option<f64>>,
+}
+
+/// Fits every window of every series (one per grid point, dataset and
+/// hazard, so a window never mixes models or members) straight into the
+/// series written, reusing one set of buffers for the whole chunk. Pure:
+/// the task's blocking half. Returns the series (those of hazards not in
+/// `configs` left out) and the number of windows too short to fit.
+pub fn fit_chunk(
+    input: Vec<HazardSeries>,
+    configs: &[ProbabilityConfig],
+    years: Option<YearRange>,
+    window: usize,
+    min_years: usize,
+) -> Result<(Vec<ProbabilitySeries>, u64)> {
+    let mut out = Vec::with_capacity(input.len());
+    let mut too_short = 0;
+    let mut fitter = Fitter::new();
+    let mut values = Vec::with_capacity(window);
+    let mut fitted = Fitted::default();
+    let mut present: Vec<(i32, f64)> = Vec::new();
+    for h in input {
+        let Some(config) = configs.iter().find(|c| c.risk_type() == h.risk_type) else {
+            continue;
+        };
+        present.clear();
+        present.extend(h.values.iter().enumerate().filter_map(|(i, v)| {
+            let year = i16::try_from(i64::from(h.first_year) + i as i64).ok()?;
+            Some((i32::from(year), (*v)?))
+        }));
+        let (Some(&(first, _)), Some(&(last, _))) = (present.first(), present.last()) else {
+            continue;
+        };
+        let span = usize::try_from(last - first + 1).unwrap_or(0);
+        let mut series = ProbabilitySeries::new(
+            h.grid_id,
+            h.dataset_id,
+            h.scenario,
+            h.risk_type,
+            config.bin_edges(),
+            span,
+        )?;
+        for year in first..=last {
+            if years.is_some_and(|y| !y.contains(year)) {
+                series.skip_year();
+                continue;
+            }
+            if !window_into(&present, year, window, min_years, &mut values)
+                || fitter.fit_into(&values, config, &mut fitted).is_err()
+            {
+                too_short += 1;
+                series.skip_year();
+                continue;
+            }
+            // first..=last are years of i16 values.
+            let year = i16::try_from(year).context("year out of range")?;
+            series.push_year(
+                year,
+                &YearFit {
+                    method: fitted.method.as_str(),
+                    sample_size: i16::try_from(fitted.n).unwrap_or(i16::MAX),
+                    bin_probs: &fitted.bin_probs,
+                    return_levels: fitted.return_levels,
+                    gev: fitted.params.map(|p| [p.c, p.loc, p.scale]),
+                },
+            )?;
+        }
+        out.push(series);
+    }
+    Ok((out, too_short))
+}
+
+/// [`fit_chunk`] over annual values (ordered by grid, dataset, risk, year),
+/// as yearly rows: for comparing the stored results with the pure fit.
 pub fn fit_series(
     rows: &[SeriesRow],
     configs: &[ProbabilityConfig],
     years: Option<YearRange>,
     window: usize,
     min_years: usize,
-) -> (Vec<ProbabilityRow>, u64) {
-    let mut out = Vec::new();
-    let mut too_short = 0;
-    let mut fitter = Fitter::new();
-    let mut values = Vec::with_capacity(window);
-    let mut fitted = Fitted::default();
-    let mut series: Vec<(i32, f64)> = Vec::new();
-    let mut start = 0;
-    while start < rows.len() {
-        let (grid, dataset, scenario, risk) = (
-            &rows[start].0,
-            &rows[start].1,
-            &rows[start].2,
-            &rows[start].3,
-        );
-        let mut end = start;
-        while end < rows.len()
-            && rows[end].0 == *grid
-            && rows[end].1 == *dataset
-            && rows[end].3 == *risk
-        {
-            end += 1;
+) -> Result<(Vec<ProbabilityRow>, u64)> {
+    let mut input: Vec<HazardSeries> = Vec::new();
+    for group in rows.chunk_by(|a, b| (a.0, a.1, &a.3) == (b.0, b.1, &b.3)) {
+        let (first, last) = (&group[0], &group[group.len() - 1]);
+        let len = usize::try_from(i32::from(last.4) - i32::from(first.4) + 1).unwrap_or(0);
+        let mut values = vec![None; len];
+        for r in group {
+            if let Some(slot) = usize::try_from(r.4 - first.4)
+                .ok()
+                .and_then(|i| values.get_mut(i))
+            {
+                *slot = Some(r.5);
+            }
         }
-        let group = &rows[start..end];
-        start = end;
-        let Some(config) = configs.iter().find(|c| c.risk_type() == risk.as_str()) else {
-            continue;
-        };
-        series.clear();
-        series.extend(group.iter().map(|r| (i32::from(r.4), r.5)));
-        let (first, last) = (series[0].0, series[series.len() - 1].0);
-        for year in first..=last {
-            if years.is_some_and(|y| !y.contains(year)) {
-                continue;
-            }
-            if !window_into(&series, year, window, min_years, &mut values) {
-                too_short += 1;
-                continue;
-            }
-            if fitter.fit_into(&values, config, &mut fitted).is_err() {
-                too_short += 1;
-                continue;
-            }
-            out.push(ProbabilityRow {
-                grid_id: *grid,
-                dataset_id: *dataset,
-                scenario: scenario.clone(),
-                risk_type: config.risk_type().to_string(),
-                year: year as i16,
-                method: fitted.method.as_str(),
-                sample_size: fitted.n as i16,
-                bin_edges: config.bin_edges().to_vec(),
-                bin_probs: fitted.bin_probs.clone(),
-                return_levels: fitted.return_levels,
-                gev_c: fitted.params.map(|p| p.c),
-                gev_loc: fitted.params.map(|p| p.loc),
-                gev_scale: fitted.params.map(|p| p.scale),
-            });
-        }
+        input.push(HazardSeries {
+            grid_id: first.0,
+            dataset_id: first.1,
+            scenario: first.2.clone(),
+            risk_type: first.3.clone(),
+            first_year: first.4,
+            values,
+        });
     }
-    (out, too_short)
+    let (series, too_short) = fit_chunk(input, configs, years, window, min_years)?;
+    Ok((series.iter().flat_map(|s| s.rows()).collect(), too_short))
 }
 
 impl Job for ProbabilityBatch {
@@ -337,7 +382,7 @@ impl Job for ProbabilityBatch {
             .get()
             .await
             .context("getting a database connection")?;
-        // One row per stored series; its years become the yearly rows fit_series takes.
+        // One row per stored series, fitted as it is (no yearly rows).
         let stored = client
             .query(
                 "SELECT h.grid_id, h.dataset_id, d.scenario, h.risk_type, h.first_year, h.values_by_year
@@ -349,32 +394,27 @@ impl Job for ProbabilityBatch {
             )
             .await
             .context("reading the chunk's hazard_results")?;
-        let mut rows: Vec<SeriesRow> = Vec::new();
-        for r in &stored {
-            let (grid_id, dataset_id, scenario, risk_type): (i32, i32, String, String) =
-                (r.get(0), r.get(1), r.get(2), r.get(3));
-            let first_year: i16 = r.get(4);
-            let values: Vec<Option<f64>> = r.get(5);
-            for (i, value) in values.into_iter().enumerate() {
-                let year = i16::try_from(i64::from(first_year) + i as i64).ok();
-                if let (Some(year), Some(value)) = (year, value) {
-                    rows.push((
-                        grid_id,
-                        dataset_id,
-                        scenario.clone(),
-                        risk_type.clone(),
-                        year,
-                        value,
-                    ));
-                }
-            }
-        }
+        let input = stored
+            .iter()
+            .map(|r| {
+                Ok(HazardSeries {
+                    grid_id: r.try_get(0)?,
+                    dataset_id: r.try_get(1)?,
+                    scenario: r.try_get(2)?,
+                    risk_type: r.try_get(3)?,
+                    first_year: r.try_get(4)?,
+                    values: r.try_get(5)?,
+                })
+            })
+            .collect::<Result<Vec<_>, tokio_postgres::Error>>()
+            .context("decoding the chunk's hazard_results")?;
+        drop(stored);
         let (years, window, min_years) = (chunk.years, chunk.window, chunk.min_years);
-        let (rows, too_short) = tokio::task::spawn_blocking(move || {
-            fit_series(&rows, &configs, years, window, min_years)
+        let (mut series, too_short) = tokio::task::spawn_blocking(move || {
+            fit_chunk(input, &configs, years, window, min_years)
         })
         .await
-        .context("fitting thread")?;
+        .context("fitting thread")??;
         self.too_short.fetch_add(too_short, Ordering::Relaxed);
         let tx = client
             .transaction()
@@ -386,7 +426,7 @@ impl Job for ProbabilityBatch {
             hazards: &chunk.hazards,
             partial: chunk.years.is_some(),
         };
-        let n = write_chunk(&tx, ctx.run_id, &scope, &rows).await?;
+        let n = write_chunk(&tx, ctx.run_id, &scope, &mut series).await?;
         tx.commit().await.context("committing the chunk")?;
         Ok(TaskOutput { rows_written: n })
     }

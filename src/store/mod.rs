@@ -6,6 +6,7 @@ pub mod datasets;
 pub mod grid;
 pub mod hazard_results;
 pub mod input_files;
+pub mod pg_array;
 pub mod probability_results;
 pub mod regions;
 pub mod schema;

@@ -21,8 +21,10 @@ use tokio_postgres::types::Type;
 use uuid::Uuid;
 
 use super::bulk::ChunkTable;
+use super::pg_array::Float8Array;
 
-/// One year's result to write.
+/// One year's result (a reader's view of a series year: tests compare
+/// these with the stored `probability_values`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProbabilityRow {
     pub grid_id: i32,
@@ -42,6 +44,180 @@ pub struct ProbabilityRow {
     pub gev_scale: Option<f64>,
 }
 
+/// One series to write: the years `first_year ..` of one grid point,
+/// dataset and hazard, built year by year straight into the column arrays
+/// COPY sends (no per-year row objects). It spans its first to its last
+/// result; a year without a result in between is None in every array.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProbabilitySeries {
+    pub grid_id: i32,
+    pub dataset_id: i32,
+    pub scenario: String,
+    pub risk_type: String,
+    first_year: i16,
+    bin_edges: Vec<f64>,
+    bin_count: i16,
+    methods: Vec<Option<&'static str>>,
+    sample_sizes: Vec<Option<i16>>,
+    /// `bin_count` per year, year after year.
+    bin_probs: Float8Array,
+    return_levels: [Float8Array; 3],
+    gev: [Float8Array; 3],
+    /// Years without a result after the last one pushed: written as None
+    /// only if a later year has a result, so the series ends on a result.
+    pending_gaps: usize,
+    fitted: u64,
+}
+
+/// One year's fit, as [`ProbabilitySeries::push_year`] takes it.
+#[derive(Debug, Clone, Copy)]
+pub struct YearFit<'a> {
+    pub method: &'static str,
+    pub sample_size: i16,
+    pub bin_probs: &'a [f64],
+    pub return_levels: [f64; 3],
+    /// GEV parameters (c, loc, scale), for GEV fits.
+    pub gev: Option<[f64; 3]>,
+}
+
+impl ProbabilitySeries {
+    /// An empty series with the hazard's bin edges; `capacity` years are
+    /// reserved in each array.
+    pub fn new(
+        grid_id: i32,
+        dataset_id: i32,
+        scenario: String,
+        risk_type: String,
+        bin_edges: &[f64],
+        capacity: usize,
+    ) -> Result<Self> {
+        let bins = bin_edges.len() + 1;
+        let bin_count = i16::try_from(bins).with_context(|| {
+            format!("grid {grid_id} dataset {dataset_id} {risk_type}: {bins} bins")
+        })?;
+
+        Ok(Self {
+            grid_id,
+            dataset_id,
+            scenario,
+            risk_type,
+            first_year: 0,
+            bin_edges: bin_edges.to_vec(),
+            bin_count,
+            methods: Vec::with_capacity(capacity),
+            sample_sizes: Vec::with_capacity(capacity),
+            bin_probs: Float8Array(Vec::with_capacity(capacity * bins)),
+            return_levels: std::array::from_fn(|_| Float8Array(Vec::with_capacity(capacity))),
+            gev: std::array::from_fn(|_| Float8Array(Vec::with_capacity(capacity))),
+            pending_gaps: 0,
+            fitted: 0,
+        })
+    }
+
+    /// The next year has no result (call in year order, after or before
+    /// [`push_year`](Self::push_year)).
+    pub fn skip_year(&mut self) {
+        if !self.methods.is_empty() {
+            self.pending_gaps += 1;
+        }
+    }
+
+    /// The next year's result: `year` is the series' first year when it is
+    /// its first result, else it must follow the previous years (checked).
+    pub fn push_year(&mut self, year: i16, fit: &YearFit<'_>) -> Result<()> {
+        let bins = usize::try_from(self.bin_count).unwrap_or(0);
+        if fit.bin_probs.len() != bins {
+            bail!(
+                "grid {} dataset {} {} year {year}: {} bin probabilities, the series has {bins}",
+                self.grid_id,
+                self.dataset_id,
+                self.risk_type,
+                fit.bin_probs.len()
+            );
+        }
+        if self.methods.is_empty() {
+            self.first_year = year;
+        } else {
+            let expected =
+                i64::from(self.first_year) + self.methods.len() as i64 + self.pending_gaps as i64;
+            if i64::from(year) != expected {
+                bail!(
+                    "grid {} dataset {} {}: year {year} pushed where year {expected} was due",
+                    self.grid_id,
+                    self.dataset_id,
+                    self.risk_type
+                );
+            }
+            let gaps = std::mem::take(&mut self.pending_gaps);
+            for _ in 0..gaps {
+                self.methods.push(None);
+                self.sample_sizes.push(None);
+                self.bin_probs.0.extend(std::iter::repeat_n(None, bins));
+                for a in self.return_levels.iter_mut().chain(self.gev.iter_mut()) {
+                    a.0.push(None);
+                }
+            }
+        }
+        self.methods.push(Some(fit.method));
+        self.sample_sizes.push(Some(fit.sample_size));
+        self.bin_probs
+            .0
+            .extend(fit.bin_probs.iter().map(|&p| Some(p)));
+        for (a, &level) in self.return_levels.iter_mut().zip(&fit.return_levels) {
+            a.0.push(Some(level));
+        }
+        for (k, a) in self.gev.iter_mut().enumerate() {
+            a.0.push(fit.gev.map(|g| g[k]));
+        }
+        self.fitted += 1;
+        Ok(())
+    }
+
+    /// Whether no year has a result (such a series is not written).
+    pub fn is_empty(&self) -> bool {
+        self.methods.is_empty()
+    }
+
+    /// Number of years with a result.
+    pub fn fitted_years(&self) -> u64 {
+        self.fitted
+    }
+
+    /// The years with a result as rows.
+    pub fn rows(&self) -> Vec<ProbabilityRow> {
+        let bins = usize::try_from(self.bin_count).unwrap_or(0);
+        (0..self.methods.len())
+            .filter_map(|i| {
+                Some(ProbabilityRow {
+                    grid_id: self.grid_id,
+                    dataset_id: self.dataset_id,
+                    scenario: self.scenario.clone(),
+                    risk_type: self.risk_type.clone(),
+                    year: i16::try_from(i64::from(self.first_year) + i as i64).ok()?,
+                    method: self.methods[i]?,
+                    sample_size: self.sample_sizes[i]?,
+                    bin_edges: self.bin_edges.clone(),
+                    bin_probs: self.bin_probs.0[i * bins..(i + 1) * bins]
+                        .iter()
+                        .map(|p| p.unwrap_or(f64::NAN))
+                        .collect(),
+                    return_levels: self
+                        .return_levels
+                        .each_ref()
+                        .map(|a| a.0[i].unwrap_or(f64::NAN)),
+                    gev_c: self.gev[0].0[i],
+                    gev_loc: self.gev[1].0[i],
+                    gev_scale: self.gev[2].0[i],
+                })
+            })
+            .collect()
+    }
+
+    fn key(&self) -> (i32, i32, &str) {
+        (self.grid_id, self.dataset_id, &self.risk_type)
+    }
+}
+
 /// What a chunk covers: the series a full write replaces.
 #[derive(Debug, Clone, Copy)]
 pub struct ChunkScope<'a> {
@@ -51,24 +227,6 @@ pub struct ChunkScope<'a> {
     pub hazards: &'a [String],
     /// A `--years` subset: merge into the stored series instead of replacing them.
     pub partial: bool,
-}
-
-/// One stored series: the years `first_year ..` of one grid point, dataset and hazard.
-#[derive(Debug, Clone, PartialEq)]
-struct Series<'a> {
-    grid_id: i32,
-    dataset_id: i32,
-    scenario: &'a str,
-    risk_type: &'a str,
-    first_year: i16,
-    bin_edges: &'a [f64],
-    bin_count: i16,
-    methods: Vec<Option<&'static str>>,
-    sample_sizes: Vec<Option<i16>>,
-    /// `bin_count` per year, year after year.
-    bin_probs: Vec<Option<f64>>,
-    return_levels: [Vec<Option<f64>>; 3],
-    gev: [Vec<Option<f64>>; 3],
 }
 
 const TABLE: ChunkTable = ChunkTable {
@@ -142,99 +300,21 @@ ON CONFLICT (grid_id, dataset_id, risk_type) DO UPDATE
     )
 }
 
-/// Groups yearly rows into series in primary-key order (grid_id,
-/// dataset_id, risk_type): in key order the B-tree fills left to right.
-/// A series' bin edges are its first year's (every year of a series has
-/// its hazard's configured edges); a row with a different number of bins
-/// is an error rather than a misaligned array.
-fn series_of(rows: &[ProbabilityRow]) -> Result<Vec<Series<'_>>> {
-    let mut sorted: Vec<&ProbabilityRow> = rows.iter().collect();
-    let order = |a: &&ProbabilityRow, b: &&ProbabilityRow| {
-        (a.grid_id, a.dataset_id, &a.risk_type, a.year).cmp(&(
-            b.grid_id,
-            b.dataset_id,
-            &b.risk_type,
-            b.year,
-        ))
-    };
-    if !sorted.is_sorted_by(|a, b| order(a, b).is_le()) {
-        sorted.sort_unstable_by(order);
-    }
-    let mut out = Vec::new();
-    for group in sorted.chunk_by(|a, b| {
-        (a.grid_id, a.dataset_id, &a.risk_type) == (b.grid_id, b.dataset_id, &b.risk_type)
-    }) {
-        let (Some(first), Some(last)) = (group.first(), group.last()) else {
-            continue;
-        };
-        let len = usize::try_from(i32::from(last.year) - i32::from(first.year) + 1).unwrap_or(0);
-        let bins = first.bin_probs.len();
-        let bin_count = i16::try_from(bins)
-            .ok()
-            .filter(|&n| n >= 1)
-            .with_context(|| {
-                format!(
-                    "grid {} dataset {} {}: {bins} bin probabilities",
-                    first.grid_id, first.dataset_id, first.risk_type
-                )
-            })?;
-        let mut s = Series {
-            grid_id: first.grid_id,
-            dataset_id: first.dataset_id,
-            scenario: &first.scenario,
-            risk_type: &first.risk_type,
-            first_year: first.year,
-            bin_edges: &first.bin_edges,
-            bin_count,
-            methods: vec![None; len],
-            sample_sizes: vec![None; len],
-            bin_probs: vec![None; len * bins],
-            return_levels: std::array::from_fn(|_| vec![None; len]),
-            gev: std::array::from_fn(|_| vec![None; len]),
-        };
-        for r in group {
-            if r.bin_probs.len() != bins || r.bin_edges != first.bin_edges {
-                bail!(
-                    "grid {} dataset {} {} year {}: bin edges or number of bins differ from year {}",
-                    r.grid_id,
-                    r.dataset_id,
-                    r.risk_type,
-                    r.year,
-                    first.year
-                );
-            }
-            // In range: the group is sorted by year.
-            let i = usize::try_from(r.year - first.year).unwrap_or(0);
-            s.methods[i] = Some(r.method);
-            s.sample_sizes[i] = Some(r.sample_size);
-            for (slot, p) in s.bin_probs[i * bins..(i + 1) * bins]
-                .iter_mut()
-                .zip(&r.bin_probs)
-            {
-                *slot = Some(*p);
-            }
-            for (k, level) in r.return_levels.iter().enumerate() {
-                s.return_levels[k][i] = Some(*level);
-            }
-            s.gev[0][i] = r.gev_c;
-            s.gev[1][i] = r.gev_loc;
-            s.gev[2][i] = r.gev_scale;
-        }
-        out.push(s);
-    }
-    Ok(out)
-}
-
-/// Writes the yearly results of one chunk as series (see the module
-/// comment for how), in the caller's transaction. Returns the number of
-/// yearly results written.
+/// Writes one chunk's series (see the module comment for how), in the
+/// caller's transaction, in primary-key order (grid_id, dataset_id,
+/// risk_type: the B-tree fills left to right); series without a result are
+/// left out. Returns the number of yearly results written.
 pub async fn write_chunk(
     tx: &Transaction<'_>,
     run_id: Uuid,
     scope: &ChunkScope<'_>,
-    rows: &[ProbabilityRow],
+    series: &mut Vec<ProbabilitySeries>,
 ) -> Result<u64> {
-    let series = series_of(rows)?;
+    series.retain(|s| !s.is_empty());
+    if !series.is_sorted_by(|a, b| a.key() <= b.key()) {
+        series.sort_unstable_by(|a, b| a.key().cmp(&b.key()));
+    }
+    let series: &[ProbabilitySeries] = series;
     let into = if !scope.partial {
         tx.execute(
             "DELETE FROM probability_results
@@ -249,7 +329,7 @@ pub async fn write_chunk(
         let keys: (Vec<i32>, Vec<i32>, Vec<&str>) = (
             series.iter().map(|s| s.grid_id).collect(),
             series.iter().map(|s| s.dataset_id).collect(),
-            series.iter().map(|s| s.risk_type).collect(),
+            series.iter().map(|s| s.risk_type.as_str()).collect(),
         );
         let existing: i64 = tx
             .query_one(
@@ -269,7 +349,7 @@ pub async fn write_chunk(
         }
     };
     TABLE
-        .copy(tx, into, &series, |s| {
+        .copy(tx, into, series, |s| {
             [
                 &s.grid_id,
                 &s.dataset_id,
@@ -309,67 +389,67 @@ pub async fn write_chunk(
             .await
             .context("merging the chunk's years into existing probability_results")?;
     }
-    Ok(rows.len() as u64)
+    Ok(series.iter().map(ProbabilitySeries::fitted_years).sum())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn row(grid_id: i32, risk_type: &str, year: i16, p: f64) -> ProbabilityRow {
-        ProbabilityRow {
-            grid_id,
-            dataset_id: 1,
-            scenario: "ssp245".into(),
-            risk_type: risk_type.into(),
-            year,
+    fn fit(probs: &'static [f64]) -> YearFit<'static> {
+        YearFit {
             method: "gev",
             sample_size: 30,
-            bin_edges: vec![1.0],
-            bin_probs: vec![p, 1.0 - p],
+            bin_probs: probs,
             return_levels: [1.0, 2.0, 3.0],
-            gev_c: Some(0.1),
-            gev_loc: None,
-            gev_scale: Some(2.0),
+            gev: None,
         }
     }
 
-    #[test]
-    fn rows_become_series_in_key_order_with_missing_years_none() {
-        let rows = [
-            row(2, "drought", 2021, 0.5),
-            row(1, "drought", 2023, 0.25),
-            row(1, "drought", 2021, 0.75),
-            row(1, "cold", 2022, 0.5),
-        ];
-        let s = series_of(&rows).unwrap();
-        assert_eq!(s.len(), 3);
-        assert_eq!(
-            (s[0].grid_id, s[0].risk_type, s[0].first_year),
-            (1, "cold", 2022)
-        );
-        assert_eq!(
-            (s[1].grid_id, s[1].risk_type, s[1].first_year),
-            (1, "drought", 2021)
-        );
-        assert_eq!(s[1].methods, vec![Some("gev"), None, Some("gev")]);
-        assert_eq!(
-            s[1].bin_probs,
-            vec![Some(0.75), Some(0.25), None, None, Some(0.25), Some(0.75)]
-        );
-        assert_eq!(s[1].bin_count, 2);
-        assert_eq!(s[1].return_levels[2], vec![Some(3.0), None, Some(3.0)]);
-        assert_eq!(s[1].gev[1], vec![None, None, None]);
-        assert_eq!(s[2].sample_sizes, vec![Some(30)]);
+    fn series() -> ProbabilitySeries {
+        ProbabilitySeries::new(1, 1, "ssp245".into(), "drought".into(), &[1.0], 4).unwrap()
     }
 
     #[test]
-    fn a_year_with_other_bins_is_an_error_naming_it() {
-        let mut odd = row(1, "drought", 2022, 0.5);
-        odd.bin_probs.push(0.0);
-        let err = series_of(&[row(1, "drought", 2021, 0.5), odd])
+    fn years_without_a_result_are_none_inside_and_trimmed_at_the_ends() {
+        let mut s = series();
+        s.skip_year(); // 2020: before the first result, not stored
+        s.push_year(2021, &fit(&[0.75, 0.25])).unwrap();
+        s.skip_year();
+        s.push_year(2023, &fit(&[0.25, 0.75])).unwrap();
+        s.skip_year(); // 2024: after the last result, not stored
+        assert_eq!(s.first_year, 2021);
+        assert_eq!(s.methods, vec![Some("gev"), None, Some("gev")]);
+        assert_eq!(
+            s.bin_probs.0,
+            vec![Some(0.75), Some(0.25), None, None, Some(0.25), Some(0.75)]
+        );
+        assert_eq!(s.bin_count, 2);
+        assert_eq!(s.return_levels[2].0, vec![Some(3.0), None, Some(3.0)]);
+        assert_eq!(s.gev[1].0, vec![None, None, None]);
+        assert_eq!(s.fitted_years(), 2);
+        let rows = s.rows();
+        assert_eq!(
+            rows.iter().map(|r| r.year).collect::<Vec<_>>(),
+            vec![2021, 2023]
+        );
+        assert_eq!(rows[1].bin_probs, vec![0.25, 0.75]);
+    }
+
+    #[test]
+    fn a_year_with_other_bins_or_out_of_order_is_an_error_naming_it() {
+        let mut s = series();
+        s.push_year(2021, &fit(&[0.5, 0.5])).unwrap();
+        let three = YearFit {
+            bin_probs: &[0.5, 0.25, 0.25],
+            ..fit(&[0.5, 0.5])
+        };
+        let err = s.push_year(2022, &three).unwrap_err().to_string();
+        assert!(err.contains("year 2022"), "{err}");
+        let err = s
+            .push_year(2024, &fit(&[0.5, 0.5]))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("year 2022"), "{err}");
+        assert!(err.contains("year 2024") && err.contains("2022"), "{err}");
     }
 }

@@ -67,7 +67,7 @@ fn every_series_year_gets_a_row_equal_to_the_pure_fit_with_bins_summing_to_one()
             )
         })
         .collect();
-    let (want, too_short) = fit_series(&series, &default_configs(), None, 30, 20);
+    let (want, too_short) = fit_series(&series, &default_configs(), None, 30, 20).unwrap();
     assert_eq!(summary["rows_written"], want.len());
     assert_eq!(summary["counters"]["windows_too_short"], too_short);
     assert_eq!(
@@ -302,7 +302,7 @@ fn each_dataset_is_fitted_on_its_own_series_never_mixing_models_or_members() {
                 )
             })
             .collect();
-        let (want, _) = fit_series(&series, &default_configs(), None, 3, 2);
+        let (want, _) = fit_series(&series, &default_configs(), None, 3, 2).unwrap();
         assert!(!want.is_empty());
         let got = db.rows(&format!(
             "SELECT grid_id, risk_type, year, sample_size, return_level_100 FROM probability_values
