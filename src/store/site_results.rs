@@ -96,9 +96,9 @@ impl ProbabilitySeries {
                     bin_probs: Vec::new(),
                 });
             }
-            let Some(s) = out.last_mut() else {
-                unreachable!("a series was pushed above")
-            };
+            let s = out
+                .last_mut()
+                .context("grouping probability records: no series")?;
             anyhow::ensure!(
                 s.bin_edges == r.bin_edges,
                 "grid {} {} {} {}: bin edges differ from the series' other years",
