@@ -16,8 +16,8 @@
 //! changed (`site_risk_curves`); when only curves changed, only the sites of
 //! the asset classes whose curves changed are recomputed. Chunks of sites.
 //! Task: the chunk's sites, their nearest grid points, those points'
-//! probabilities (through `store::site_results::read_probabilities`, the one
-//! seam), the pure computation on a blocking thread, then delete-and-COPY of
+//! probability series (through `store::site_results::read_probabilities`,
+//! the one seam, reading the `probability_series` view), the pure computation on a blocking thread, then delete-and-COPY of
 //! the chunk's rows and series in one transaction.
 
 use std::collections::{BTreeSet, HashMap};
@@ -43,8 +43,8 @@ use crate::risk::{
 };
 use crate::store::input_files::{self, stable_hash};
 use crate::store::site_results::{
-    self, ChunkResults, HazardSeries, ProbabilityRecord, SiteResultRow, read_probabilities,
-    recorded_curves, replace_chunk, table_version,
+    self, ChunkResults, HazardSeries, ProbabilitySeries, SeriesYear, SiteResultRow,
+    read_probabilities, recorded_curves, replace_chunk, table_version,
 };
 use crate::store::sites::{StoredSite, load};
 
@@ -215,7 +215,7 @@ fn check_coverage(sites: &[StoredSite], curves: &CurveSet, curves_name: &str) ->
 
 /// Everything one chunk computes, from the chunk's sites, their nearest
 /// grid points (`nearest[i]` for `sites[i]`: grid id and distance) and those
-/// points' probability results (ordered by grid, dataset, hazard, year).
+/// points' probability series (ordered by grid, dataset and hazard).
 /// Pure: the task's blocking half. Each series (grid point, dataset, hazard,
 /// curve) is computed once, whatever the number of the chunk's sites using
 /// it; each site gets one row per dataset and hazard pointing at it. The
@@ -225,50 +225,42 @@ fn check_coverage(sites: &[StoredSite], curves: &CurveSet, curves_name: &str) ->
 pub fn assess_sites(
     sites: &[Site],
     nearest: &[Option<(i32, f64)>],
-    records: &[ProbabilityRecord],
+    probabilities: &[ProbabilitySeries],
     curves: &CurveSet,
 ) -> Result<(ChunkResults, u64)> {
     let hazards: HashMap<String, Hazard> = default_hazards()
         .into_iter()
         .map(|h| (h.risk_type.to_string(), h))
         .collect();
-    // Each record's bins prepared once, whatever the number of its sites.
-    let mut prepared = Vec::with_capacity(records.len());
-    for r in records {
-        let mut p = PreparedBins::default();
-        if let Some(h) = hazards.get(&r.risk_type) {
-            prepare(&view(r), h, &mut p).map_err(|e| {
-                anyhow!(
-                    "probability_results grid {} scenario {} {} {}: {e}",
-                    r.grid_id,
-                    r.dataset.scenario,
-                    r.risk_type,
-                    r.year
-                )
-            })?;
+    // Each year's bins prepared once, whatever the number of its sites;
+    // per grid point, its series of a known hazard.
+    let mut prepared: Vec<Vec<PreparedBins>> = Vec::with_capacity(probabilities.len());
+    let mut groups: HashMap<i32, Vec<usize>> = HashMap::new();
+    for (i, s) in probabilities.iter().enumerate() {
+        let mut years = Vec::new();
+        if let Some(h) = hazards.get(&s.risk_type) {
+            years.reserve_exact(s.years.len());
+            for y in &s.years {
+                let mut p = PreparedBins::default();
+                prepare(&view(s, y), h, &mut p).map_err(|e| {
+                    anyhow!(
+                        "probability_results grid {} scenario {} {} {}: {e}",
+                        s.grid_id,
+                        s.dataset.scenario,
+                        s.risk_type,
+                        y.year
+                    )
+                })?;
+                years.push(p);
+            }
+            if !s.years.is_empty() {
+                groups.entry(s.grid_id).or_default().push(i);
+            }
         }
-        prepared.push(p);
-    }
-    // Per grid point, its (dataset, hazard) groups of consecutive records.
-    let mut groups: HashMap<i32, Vec<std::ops::Range<usize>>> = HashMap::new();
-    let mut i = 0;
-    while i < records.len() {
-        let r = &records[i];
-        let mut j = i + 1;
-        while j < records.len()
-            && records[j].grid_id == r.grid_id
-            && records[j].dataset == r.dataset
-            && records[j].risk_type == r.risk_type
-        {
-            j += 1;
-        }
-        if hazards.contains_key(r.risk_type.as_str()) {
-            groups.entry(r.grid_id).or_default().push(i..j);
-        }
-        i = j;
+        prepared.push(years);
     }
     let mut out = ChunkResults::default();
-    // (first record of the group, asset class) -> index in out.series.
+    // (series index, asset class) -> index in out.series.
     let mut computed: HashMap<(usize, AssetClass), usize> = HashMap::new();
     let mut fingerprints: HashMap<(&str, AssetClass), String> = HashMap::new();
     let mut without = 0;
@@ -282,9 +274,9 @@ pub fn assess_sites(
             continue;
         };
         let v = vulnerability_score(site) as f32;
-        for group in site_groups {
-            let first = &records[group.start];
-            let risk_type = first.risk_type.as_str();
+        for &i in site_groups {
+            let probs = &probabilities[i];
+            let risk_type = probs.risk_type.as_str();
             let curve = curves.get(risk_type, site.asset_class).ok_or_else(|| {
                 anyhow!(
                     "site {:?}: no {risk_type} curve for asset class {}",
@@ -296,24 +288,22 @@ pub fn assess_sites(
                 .entry((risk_type, site.asset_class))
                 .or_insert_with(|| curve.fingerprint())
                 .clone();
-            let series = *computed
-                .entry((group.start, site.asset_class))
-                .or_insert_with(|| {
-                    out.series.push(series_of(
-                        grid_id,
-                        &records[group.clone()],
-                        &prepared[group.clone()],
-                        curve,
-                        fingerprint.clone(),
-                    ));
-                    out.series.len() - 1
-                });
+            let series = *computed.entry((i, site.asset_class)).or_insert_with(|| {
+                out.series.push(series_of(
+                    grid_id,
+                    probs,
+                    &prepared[i],
+                    curve,
+                    fingerprint.clone(),
+                ));
+                out.series.len() - 1
+            });
             out.rows.push(SiteResultRow {
                 site_id: site.site_id.clone(),
-                scenario: first.dataset.scenario.clone(),
-                model: first.dataset.model.clone(),
-                member: first.dataset.member.clone(),
-                risk_type: first.risk_type.clone(),
+                scenario: probs.dataset.scenario.clone(),
+                model: probs.dataset.model.clone(),
+                member: probs.dataset.member.clone(),
+                risk_type: probs.risk_type.clone(),
                 grid_id,
                 distance_km: distance as f32,
                 e_score: exposure_score(site, risk_type) as f32,
@@ -326,22 +316,19 @@ pub fn assess_sites(
     Ok((out, without))
 }
 
-/// One grid point's series for one dataset and hazard (`records` and their
-/// `prepared` bins, by year) through `curve`.
+/// One grid point's series for one dataset and hazard (`probs` and its
+/// years' `prepared` bins) through `curve`.
 fn series_of(
     grid_id: i32,
-    records: &[ProbabilityRecord],
+    probs: &ProbabilitySeries,
     prepared: &[PreparedBins],
     curve: &Curve,
     curve_fingerprint: String,
 ) -> HazardSeries {
-    let n = records.len();
+    let n = probs.years.len();
     let mut s = HazardSeries {
         grid_id,
-        risk_type: records
-            .first()
-            .map(|r| r.risk_type.clone())
-            .unwrap_or_default(),
+        risk_type: probs.risk_type.clone(),
         curve_fingerprint,
         years: Vec::with_capacity(n),
         aal_rate: Vec::with_capacity(n),
@@ -350,10 +337,10 @@ fn series_of(
         damage_rl100: Vec::with_capacity(n),
         hazard_score: Vec::with_capacity(n),
     };
-    for (r, p) in records.iter().zip(prepared) {
-        let o = apply_curve(&view(r), p, curve);
+    for (y, p) in probs.years.iter().zip(prepared) {
+        let o = apply_curve(&view(probs, y), p, curve);
         let [d10, d50, d100] = o.damage_at_return_levels;
-        s.years.push(r.year);
+        s.years.push(y.year);
         s.aal_rate.push(o.aal_rate);
         s.damage_rl10.push(d10 as f32);
         s.damage_rl50.push(d50 as f32);
@@ -368,13 +355,13 @@ fn nearest_key(site: &Site) -> (String, u64, u64) {
     (site.site_id.clone(), site.lat.to_bits(), site.lon.to_bits())
 }
 
-fn view(r: &ProbabilityRecord) -> BinProbabilities<'_> {
+fn view<'a>(s: &'a ProbabilitySeries, y: &SeriesYear) -> BinProbabilities<'a> {
     BinProbabilities {
-        method: &r.method,
-        bin_edges: &r.bin_edges,
-        bin_probs: &r.bin_probs,
-        return_levels: r.return_levels,
-        gev: r.gev,
+        method: y.method,
+        bin_edges: &s.bin_edges,
+        bin_probs: s.probs_of(y),
+        return_levels: y.return_levels,
+        gev: y.gev,
     }
 }
 
@@ -409,7 +396,7 @@ impl Job for SiteRiskBatch {
             for s in scenarios {
                 let exists: bool = client
                     .query_one(
-                        "SELECT EXISTS (SELECT 1 FROM probability_results WHERE scenario = $1)",
+                        "SELECT EXISTS (SELECT 1 FROM probability_series WHERE scenario = $1)",
                         &[s],
                     )
                     .await
@@ -593,11 +580,13 @@ impl Job for SiteRiskBatch {
         let mut grid_ids: Vec<i32> = located.iter().flatten().map(|n| n.0).collect();
         grid_ids.sort_unstable();
         grid_ids.dedup();
-        let records = read_probabilities(&**client, &grid_ids, chunk.scenarios.as_deref()).await?;
-        let (results, without) =
-            tokio::task::spawn_blocking(move || assess_sites(&sites, &located, &records, &curves))
-                .await
-                .context("assessment thread")??;
+        let probabilities =
+            read_probabilities(&**client, &grid_ids, chunk.scenarios.as_deref()).await?;
+        let (results, without) = tokio::task::spawn_blocking(move || {
+            assess_sites(&sites, &located, &probabilities, &curves)
+        })
+        .await
+        .context("assessment thread")??;
         self.without_probabilities
             .fetch_add(without, Ordering::Relaxed);
         let tx = client

@@ -43,6 +43,11 @@ pub const MIGRATIONS: &[Migration] = &[
         "site_results_layout",
         include_str!("../../migrations/0010_site_results_layout.sql"),
     ),
+    (
+        11,
+        "probability_series_view",
+        include_str!("../../migrations/0011_probability_series_view.sql"),
+    ),
 ];
 
 #[cfg(test)]

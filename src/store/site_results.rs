@@ -1,9 +1,10 @@
 //! What site-risk-batch reads and writes.
 //!
 //! [`read_probabilities`] is the one place the job reads hazard
-//! probabilities, through the `probability_values` view (the readers'
-//! contract, whatever the storage under it), each with its dataset's
-//! identity; the job and the domain code see [`ProbabilityRecord`] only.
+//! probabilities, through the `probability_series` view (the readers'
+//! contract, whatever the storage under it: one row per grid point, dataset
+//! and hazard, every year in arrays), each with its dataset's identity; the
+//! job and the domain code see [`ProbabilitySeries`] only.
 
 use anyhow::{Context, Result};
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
@@ -21,7 +22,8 @@ pub struct DatasetKey {
     pub member: String,
 }
 
-/// One probability result of a grid point, dataset, hazard and year.
+/// One probability result of a grid point, dataset, hazard and year (a
+/// `probability_values` row).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProbabilityRecord {
     pub grid_id: i32,
@@ -35,49 +37,213 @@ pub struct ProbabilityRecord {
     pub gev: Option<GevParams>,
 }
 
-/// The probability results of `grid_ids` (scenarios: all, or those listed),
-/// ordered by grid, dataset, hazard and year.
+/// The `method` values of `probability_results` (its CHECK), so a series
+/// keeps a `&'static str` per year rather than a `String`.
+const METHODS: [&str; 4] = ["gev", "empirical", "degenerate", "empirical_fallback"];
+
+/// One year's result inside a [`ProbabilitySeries`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesYear {
+    pub year: i16,
+    pub method: &'static str,
+    /// Its bin probabilities: `ProbabilitySeries::bin_probs[probs]`.
+    pub probs: std::ops::Range<usize>,
+    /// 10, 50, 100 years.
+    pub return_levels: [f64; 3],
+    pub gev: Option<GevParams>,
+}
+
+/// Every year's probability result of one grid point, dataset and hazard
+/// (a `probability_series` row): the years with a result, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProbabilitySeries {
+    pub grid_id: i32,
+    pub dataset: DatasetKey,
+    pub risk_type: String,
+    pub bin_edges: Vec<f64>,
+    pub years: Vec<SeriesYear>,
+    pub bin_probs: Vec<f64>,
+}
+
+impl ProbabilitySeries {
+    /// The bin probabilities of one of [`Self::years`].
+    pub fn probs_of(&self, year: &SeriesYear) -> &[f64] {
+        &self.bin_probs[year.probs.clone()]
+    }
+
+    /// Groups yearly records (ordered by grid, dataset, hazard and year, as
+    /// `probability_values` gives them) into series. A record's bin edges
+    /// must be its series' (they are the hazard's configuration).
+    pub fn from_records(records: &[ProbabilityRecord]) -> Result<Vec<ProbabilitySeries>> {
+        let mut out: Vec<ProbabilitySeries> = Vec::new();
+        for r in records {
+            let method = METHODS.iter().find(|m| **m == r.method).with_context(|| {
+                format!(
+                    "grid {} {} {} {}: unknown method {:?}",
+                    r.grid_id, r.dataset.scenario, r.risk_type, r.year, r.method
+                )
+            })?;
+            let same = out.last().is_some_and(|s| {
+                s.grid_id == r.grid_id && s.dataset == r.dataset && s.risk_type == r.risk_type
+            });
+            if !same {
+                out.push(ProbabilitySeries {
+                    grid_id: r.grid_id,
+                    dataset: r.dataset.clone(),
+                    risk_type: r.risk_type.clone(),
+                    bin_edges: r.bin_edges.clone(),
+                    years: Vec::new(),
+                    bin_probs: Vec::new(),
+                });
+            }
+            let s = out
+                .last_mut()
+                .context("grouping probability records: no series")?;
+            anyhow::ensure!(
+                s.bin_edges == r.bin_edges,
+                "grid {} {} {} {}: bin edges differ from the series' other years",
+                r.grid_id,
+                r.dataset.scenario,
+                r.risk_type,
+                r.year
+            );
+            let start = s.bin_probs.len();
+            s.bin_probs.extend_from_slice(&r.bin_probs);
+            s.years.push(SeriesYear {
+                year: r.year,
+                method,
+                probs: start..s.bin_probs.len(),
+                return_levels: r.return_levels,
+                gev: r.gev,
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// The probability series of `grid_ids` (scenarios: all, or those listed),
+/// through the `probability_series` view, ordered by grid, dataset and
+/// hazard; each series' years with a result in order (the years
+/// `probability_values` has).
 pub async fn read_probabilities(
     client: &impl GenericClient,
     grid_ids: &[i32],
     scenarios: Option<&[String]>,
-) -> Result<Vec<ProbabilityRecord>> {
+) -> Result<Vec<ProbabilitySeries>> {
     let rows = client
         .query(
-            "SELECT grid_id, scenario, risk_type, year::smallint, method, bin_edges, bin_probs,
-                    return_level_10, return_level_50, return_level_100,
-                    gev_c, gev_loc, gev_scale, model, member
-               FROM probability_values
+            "SELECT grid_id, scenario, model, member, risk_type, first_year, bin_edges, bin_count,
+                    method_by_year, bin_probs_by_year,
+                    return_level_10_by_year, return_level_50_by_year, return_level_100_by_year,
+                    gev_c_by_year, gev_loc_by_year, gev_scale_by_year
+               FROM probability_series
               WHERE grid_id = ANY($1) AND ($2::text[] IS NULL OR scenario = ANY($2))
-              ORDER BY grid_id, scenario, model, member, risk_type, year",
+              ORDER BY grid_id, scenario, model, member, risk_type",
             &[&grid_ids, &scenarios],
         )
         .await
-        .context("reading probability_values of the chunk's grid points")?;
-    Ok(rows
-        .iter()
-        .map(|r| {
-            let gev = match (r.get(10), r.get(11), r.get(12)) {
-                (Some(c), Some(loc), Some(scale)) => Some(GevParams { c, loc, scale }),
-                _ => None,
-            };
-            ProbabilityRecord {
-                grid_id: r.get(0),
-                dataset: DatasetKey {
-                    scenario: r.get(1),
-                    model: r.get(13),
-                    member: r.get(14),
-                },
-                risk_type: r.get(2),
-                year: r.get(3),
-                method: r.get(4),
-                bin_edges: r.get(5),
-                bin_probs: r.get(6),
-                return_levels: [r.get(7), r.get(8), r.get(9)],
-                gev,
-            }
-        })
-        .collect())
+        .context("reading probability_series of the chunk's grid points")?;
+    rows.iter().map(decode_series).collect()
+}
+
+/// One `probability_series` row, checked: every array as long as its
+/// contract says, and every year with a method has its bin probabilities
+/// and return levels.
+fn decode_series(r: &tokio_postgres::Row) -> Result<ProbabilitySeries> {
+    let grid_id: i32 = r.try_get(0).context("probability_series.grid_id")?;
+    let dataset = DatasetKey {
+        scenario: r.try_get(1).context("probability_series.scenario")?,
+        model: r.try_get(2).context("probability_series.model")?,
+        member: r.try_get(3).context("probability_series.member")?,
+    };
+    let risk_type: String = r.try_get(4).context("probability_series.risk_type")?;
+    let at = || {
+        format!(
+            "probability_series grid {grid_id} {} {risk_type}",
+            dataset.scenario
+        )
+    };
+    let first_year: i32 = r
+        .try_get(5)
+        .with_context(|| format!("{}: first_year", at()))?;
+    let bin_edges: Vec<f64> = r
+        .try_get(6)
+        .with_context(|| format!("{}: bin_edges", at()))?;
+    let bin_count: i32 = r
+        .try_get(7)
+        .with_context(|| format!("{}: bin_count", at()))?;
+    let methods: Vec<Option<&str>> = r
+        .try_get(8)
+        .with_context(|| format!("{}: method_by_year", at()))?;
+    let probs: Vec<Option<f64>> = r
+        .try_get(9)
+        .with_context(|| format!("{}: bin_probs_by_year", at()))?;
+    let mut by_year: [Vec<Option<f64>>; 6] = Default::default();
+    for (k, v) in by_year.iter_mut().enumerate() {
+        *v = r
+            .try_get(10 + k)
+            .with_context(|| format!("{}: column {}", at(), r.columns()[10 + k].name()))?;
+        anyhow::ensure!(
+            v.len() == methods.len(),
+            "{}: {} has {} elements for {} years",
+            at(),
+            r.columns()[10 + k].name(),
+            v.len(),
+            methods.len()
+        );
+    }
+    let per_year = usize::try_from(bin_count)
+        .ok()
+        .filter(|&n| n >= 1)
+        .with_context(|| format!("{}: bin_count {bin_count}", at()))?;
+    anyhow::ensure!(
+        Some(probs.len()) == methods.len().checked_mul(per_year),
+        "{}: bin_probs_by_year has {} elements for {} years of {per_year} bins",
+        at(),
+        probs.len(),
+        methods.len()
+    );
+    let [rl10, rl50, rl100, gev_c, gev_loc, gev_scale] = &by_year;
+    let mut years = Vec::new();
+    let mut bin_probs = Vec::new();
+    for (i, method) in methods.iter().enumerate() {
+        let Some(method) = method else { continue };
+        let year = i32::try_from(i)
+            .ok()
+            .and_then(|i| first_year.checked_add(i))
+            .and_then(|y| i16::try_from(y).ok())
+            .with_context(|| format!("{}: year {i} after {first_year} out of range", at()))?;
+        let method = METHODS
+            .iter()
+            .find(|m| *m == method)
+            .with_context(|| format!("{}: {year}: unknown method {method:?}", at()))?;
+        let (Some(a), Some(b), Some(c)) = (rl10[i], rl50[i], rl100[i]) else {
+            anyhow::bail!("{}: {year}: a NULL return level", at());
+        };
+        let gev = match (gev_c[i], gev_loc[i], gev_scale[i]) {
+            (Some(c), Some(loc), Some(scale)) => Some(GevParams { c, loc, scale }),
+            _ => None,
+        };
+        let start = bin_probs.len();
+        for p in &probs[i * per_year..(i + 1) * per_year] {
+            bin_probs.push(p.with_context(|| format!("{}: {year}: a NULL bin probability", at()))?);
+        }
+        years.push(SeriesYear {
+            year,
+            method,
+            probs: start..bin_probs.len(),
+            return_levels: [a, b, c],
+            gev,
+        });
+    }
+    Ok(ProbabilitySeries {
+        grid_id,
+        dataset,
+        risk_type,
+        bin_edges,
+        years,
+        bin_probs,
+    })
 }
 
 /// The version of `probability_results` (and of anything else the seam

@@ -37,7 +37,7 @@ fn migrate_is_idempotent_and_safe_to_run_concurrently() {
     let before = db.scalar(tables);
     assert_eq!(
         before,
-        "data_versions,dataset_files,datasets,dead_letters,grid_points,hazard_results,hazard_values,input_files,job_executions,job_runs,notify_alerts,notify_executions,probability_results,probability_values,region_hazard_cache,region_hazard_cache_series,region_hazard_cache_state,regions,run_chunks,schema_migrations,site_aal_cache,site_hazard_series,site_results,site_risk_curves,site_risk_values,sites"
+        "data_versions,dataset_files,datasets,dead_letters,grid_points,hazard_results,hazard_values,input_files,job_executions,job_runs,notify_alerts,notify_executions,probability_results,probability_series,probability_values,region_hazard_cache,region_hazard_cache_series,region_hazard_cache_state,regions,run_chunks,schema_migrations,site_aal_cache,site_hazard_series,site_results,site_risk_curves,site_risk_values,sites"
     );
     let applied_at = db.scalar("SELECT applied_at::text FROM schema_migrations WHERE version = 1");
 

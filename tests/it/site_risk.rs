@@ -11,7 +11,7 @@ use climate_jobs::jobs::site_risk::assess_sites;
 use climate_jobs::probability::GevParams;
 use climate_jobs::risk::{parse_curves_csv, parse_sites_csv};
 use climate_jobs::store::probability_results::merge_sql;
-use climate_jobs::store::site_results::{DatasetKey, ProbabilityRecord};
+use climate_jobs::store::site_results::{DatasetKey, ProbabilityRecord, ProbabilitySeries};
 use serde_json::Value;
 use support::{TestDb, run};
 
@@ -181,7 +181,13 @@ fn pure_aal_equals_climada_eai_exp_within_1e_9() {
         .iter()
         .map(|s| climate_jobs::cache::nearest_point(s.lat, s.lon, &grid))
         .collect();
-    let (results, without) = assess_sites(&sites, &nearest, &records(&exp), &curves).unwrap();
+    let (results, without) = assess_sites(
+        &sites,
+        &nearest,
+        &ProbabilitySeries::from_records(&records(&exp)).unwrap(),
+        &curves,
+    )
+    .unwrap();
     assert_eq!(without, 0);
     let by_key: HashMap<(String, String, String), f64> = results
         .rows
@@ -540,4 +546,66 @@ fn migrating_old_site_results_keeps_every_value_of_the_views() {
         12.0,
         1e-12
     ));
+}
+
+/// The `probability_series` view unnested is exactly `probability_values`,
+/// gaps included (a year between two merged spans is NULL in every array),
+/// and the job reads it: a year copied three years on gives the same
+/// values, and the gap years give none.
+#[test]
+fn probability_series_holds_the_years_of_probability_values_and_the_job_skips_gaps() {
+    let db = with_probabilities("site_series_view");
+    db.rows(&merge_sql(
+        "SELECT grid_id, dataset_id, scenario, risk_type, 2033, bin_edges, cardinality(bin_probs),
+                ARRAY[method], ARRAY[sample_size::smallint], bin_probs, ARRAY[return_level_10],
+                ARRAY[return_level_50], ARRAY[return_level_100], ARRAY[gev_c], ARRAY[gev_loc],
+                ARRAY[gev_scale], gen_random_uuid()
+           FROM probability_values WHERE year = 2030",
+    ));
+    let series = db.count("SELECT count(*) FROM probability_series");
+    assert_eq!(series, 20, "one row per grid point, dataset and hazard");
+    assert_eq!(
+        db.count("SELECT count(*) FROM probability_series WHERE year_count = 4 AND first_year = 2030 AND method_by_year[2] IS NULL AND method_by_year[3] IS NULL"),
+        series
+    );
+    let unnested = "SELECT s.lat, s.lon, s.grid_id, s.scenario, s.model, s.member, s.dataset_id,
+            s.risk_type, s.first_year + i - 1, s.method_by_year[i], s.gev_c_by_year[i],
+            s.gev_loc_by_year[i], s.gev_scale_by_year[i], s.bin_edges,
+            s.bin_probs_by_year[(i - 1) * s.bin_count + 1 : i * s.bin_count],
+            s.return_level_10_by_year[i], s.return_level_50_by_year[i],
+            s.return_level_100_by_year[i], s.sample_size_by_year[i]
+       FROM probability_series s, generate_series(1, s.year_count) AS i
+      WHERE s.method_by_year[i] IS NOT NULL";
+    let values = "SELECT lat, lon, grid_id, scenario, model, member, dataset_id, risk_type, year,
+            method, gev_c, gev_loc, gev_scale, bin_edges, bin_probs, return_level_10,
+            return_level_50, return_level_100, sample_size FROM probability_values";
+    assert_eq!(db.count(&format!("SELECT count(*) FROM ({values}) v")), 40);
+    assert_eq!(
+        db.count(&format!(
+            "SELECT count(*) FROM ((({values}) EXCEPT ALL ({unnested}))
+                                   UNION ALL (({unnested}) EXCEPT ALL ({values}))) d"
+        )),
+        0
+    );
+
+    assert_eq!(import_sites(&db, &fixture("sites.csv")).code, 0);
+    let done = site_risk(&db, &["--curves", &fixture_curves()]);
+    assert_eq!(done.code, 0, "{}", done.all_output());
+    assert_eq!(
+        db.count("SELECT count(*) FROM site_risk_values WHERE year IN (2031, 2032)"),
+        0
+    );
+    let pairs = db.rows(
+        "SELECT a.value::text, b.value::text FROM site_risk_values a
+           JOIN site_risk_values b USING (site_id, scenario, model, member, risk_type, metric)
+          WHERE a.year = 2030 AND b.year = 2033",
+    );
+    assert_eq!(
+        pairs.len(),
+        db.count("SELECT count(*) FROM site_risk_values WHERE year = 2030") as usize
+    );
+    assert!(!pairs.is_empty());
+    for p in pairs {
+        assert_eq!(p[0], p[1]);
+    }
 }
