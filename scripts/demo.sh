@@ -57,7 +57,7 @@ probability-batch
 psql "$DATABASE_URL" -c "SELECT p.scenario, p.risk_type, p.year, p.method, p.sample_size AS n,
        round(p.return_level_10::numeric, 1) AS rl10, round(p.return_level_100::numeric, 1) AS rl100,
        (SELECT string_agg(round(b::numeric, 3)::text, ' ') FROM unnest(p.bin_probs) b) AS bin_probs
-  FROM probability_results p WHERE p.grid_id = 1 AND p.year = 2030 AND p.scenario = 'ssp585' ORDER BY p.risk_type"
+  FROM probability_values p WHERE p.grid_id = 1 AND p.year = 2030 AND p.scenario = 'ssp585' ORDER BY p.risk_type"
 
 step "jobctl regions import + cache-refresh: the per-region cache the API reads"
 jobctl regions import "$work/data/regions.csv"
