@@ -329,7 +329,7 @@ const TIME_CHUNKED_PASS_POINTS: usize = 500;
 /// dataset spans if `None`).
 ///
 /// A dataset with variables chunked along time is processed in passes of
-/// [`TIME_CHUNKED_PASS_POINTS`] points (points outer, years inner); other datasets in one pass.
+/// `TIME_CHUNKED_PASS_POINTS` (500) points (points outer, years inner); other datasets in one pass.
 pub fn dataset_indices(
     dataset: &Dataset<'_>,
     hazards: &[Hazard],

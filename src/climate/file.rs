@@ -243,7 +243,7 @@ impl ClimateFile {
     }
 
     /// Whether reads of `var` fetch the stored HDF5 chunks and decompress them here, outside
-    /// the library lock (see [`direct_read`](super::direct_read)); otherwise libnetcdf reads.
+    /// the library lock (see `climate::direct_read`); otherwise libnetcdf reads.
     pub fn reads_stored_chunks_directly(&self, var: Variable) -> bool {
         self.direct_vars[var.index()].is_some()
     }
