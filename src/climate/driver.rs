@@ -480,10 +480,17 @@ fn pass_indices(
     // A reader thread runs one block ahead of the accumulators, so decompression / I/O and index
     // computation overlap (libnetcdf serialises its calls anyway; the compute is ours).
     let reads: Vec<(Variable, Precision)> = groups.iter().map(|g| (g.var, g.precision)).collect();
+    let time_chunked = dataset
+        .files
+        .iter()
+        .any(|f| reads.iter().any(|&(v, _)| f.long_time_chunks(v)));
     std::thread::scope(|scope| -> Result<(), InputError> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Block, InputError>>(reads.len());
         let (steps_ref, reads_ref, points_ref) = (&steps, &reads, &points);
         scope.spawn(move || {
+            if time_chunked && reads_ref.len() > 1 {
+                warm_slabs(dataset, reads_ref, steps_ref, points_ref);
+            }
             let mut scratch32 = Vec::new();
             let mut scratch64 = Vec::new();
             for step in steps_ref {
@@ -609,6 +616,48 @@ fn pass_indices(
         }
         Ok(())
     })
+}
+
+/// Decodes the time slab of every variable of a pass at once, one thread each, before the
+/// pass's reader asks for its first step. In a file chunked along time the first read of a
+/// variable decompresses its whole slab, most of a pass's work: one after the other, a chunk
+/// running alone (the last of a run) would keep one core busy; side by side, it keeps both.
+/// What a warm read fails on, the reader's own read of the same block reports.
+fn warm_slabs(
+    dataset: &Dataset<'_>,
+    reads: &[(Variable, Precision)],
+    steps: &[Step],
+    points: &Range<usize>,
+) {
+    let Some(first) = steps.first() else {
+        return;
+    };
+    std::thread::scope(|scope| {
+        for &(var, precision) in reads {
+            scope.spawn(move || match precision {
+                Precision::F32 => {
+                    let (mut v, mut scratch) = (Vec::<f32>::new(), Vec::new());
+                    let _ = dataset.read_days(
+                        var,
+                        first.days.clone(),
+                        points.clone(),
+                        &mut v,
+                        &mut scratch,
+                    );
+                }
+                Precision::F64 => {
+                    let (mut v, mut scratch) = (Vec::<f64>::new(), Vec::new());
+                    let _ = dataset.read_days(
+                        var,
+                        first.days.clone(),
+                        points.clone(),
+                        &mut v,
+                        &mut scratch,
+                    );
+                }
+            });
+        }
+    });
 }
 
 /// A run of consecutive days: a calendar year to finish, or lead-in days (`year` None).

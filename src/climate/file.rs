@@ -89,7 +89,7 @@ pub struct ClimateFile {
     vars: [Option<VarMeta>; 3],
     /// Per variable: the decoded values last read for a time window × point range (only for
     /// variables with `long_time_chunks`), see [`slab`].
-    slabs: Mutex<[Option<Slab>; 3]>,
+    slabs: [Mutex<Option<Slab>>; 3],
 }
 
 impl std::fmt::Debug for ClimateFile {
@@ -306,8 +306,11 @@ impl ClimateFile {
             return Ok(());
         }
         if meta.long_time_chunks {
-            let mut slabs = self.slabs.lock().unwrap_or_else(|p| p.into_inner());
-            let held = &mut slabs[meta.slot];
+            // One lock per variable: a pass decodes its variables' slabs on parallel threads.
+            let mut guard = self.slabs[meta.slot]
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            let held = &mut *guard;
             if held.as_ref().is_some_and(|s| s.serve(&time, &points, out)) {
                 return Ok(());
             }
@@ -652,7 +655,7 @@ fn validate(
         calendar,
         scenario,
         vars,
-        slabs: Mutex::new([None, None, None]),
+        slabs: [Mutex::new(None), Mutex::new(None), Mutex::new(None)],
         direct_vars: [None, None, None],
         direct_file: None,
     };
