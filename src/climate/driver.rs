@@ -632,29 +632,21 @@ fn warm_slabs(
     let Some(first) = steps.first() else {
         return;
     };
+    fn warm<T: NcSample>(
+        dataset: &Dataset<'_>,
+        var: Variable,
+        days: Range<i64>,
+        points: Range<usize>,
+    ) {
+        let (mut values, mut scratch) = (Vec::<T>::new(), Vec::new());
+        let _ = dataset.read_days(var, days, points, &mut values, &mut scratch);
+    }
     std::thread::scope(|scope| {
         for &(var, precision) in reads {
+            let (days, points) = (first.days.clone(), points.clone());
             scope.spawn(move || match precision {
-                Precision::F32 => {
-                    let (mut v, mut scratch) = (Vec::<f32>::new(), Vec::new());
-                    let _ = dataset.read_days(
-                        var,
-                        first.days.clone(),
-                        points.clone(),
-                        &mut v,
-                        &mut scratch,
-                    );
-                }
-                Precision::F64 => {
-                    let (mut v, mut scratch) = (Vec::<f64>::new(), Vec::new());
-                    let _ = dataset.read_days(
-                        var,
-                        first.days.clone(),
-                        points.clone(),
-                        &mut v,
-                        &mut scratch,
-                    );
-                }
+                Precision::F32 => warm::<f32>(dataset, var, days, points),
+                Precision::F64 => warm::<f64>(dataset, var, days, points),
             });
         }
     });
