@@ -43,6 +43,28 @@ fn checksum(db: &TestDb) -> String {
     )
 }
 
+/// The stored hazard values `filter` (a WHERE clause or "") selects, as the pure fit's input
+/// rows, in its order.
+fn hazard_series_rows(db: &TestDb, filter: &str) -> Vec<SeriesRow> {
+    db.yearly_rows(&format!(
+        "SELECT grid_id, dataset_id, scenario, risk_type, year, value FROM hazard_yearly {filter}
+          ORDER BY 1, 2, 4, 5"
+    ))
+    .into_iter()
+    .map(|r| {
+        let s = |i: usize| r[i].clone().unwrap();
+        (
+            s(0).parse().unwrap(),
+            s(1).parse().unwrap(),
+            s(2),
+            s(3),
+            s(4).parse().unwrap(),
+            s(5).parse().unwrap(),
+        )
+    })
+    .collect()
+}
+
 #[test]
 fn every_series_year_gets_a_row_equal_to_the_pure_fit_with_bins_summing_to_one() {
     let db = with_hazard_rows("prob_rows");
@@ -52,21 +74,7 @@ fn every_series_year_gets_a_row_equal_to_the_pure_fit_with_bins_summing_to_one()
     assert_eq!(summary["tasks_done"], 3, "20 points in chunks of 8");
 
     // What the pure code computes from the same hazard rows.
-    let series: Vec<SeriesRow> = db
-        .yearly_rows("SELECT grid_id, dataset_id, scenario, risk_type, year, value FROM hazard_yearly ORDER BY 1, 2, 4, 5")
-        .into_iter()
-        .map(|r| {
-            let s = |i: usize| r[i].clone().unwrap();
-            (
-                s(0).parse().unwrap(),
-                s(1).parse().unwrap(),
-                s(2),
-                s(3),
-                s(4).parse().unwrap(),
-                s(5).parse().unwrap(),
-            )
-        })
-        .collect();
+    let series = hazard_series_rows(&db, "");
     let (want, too_short) = fit_series(&series, &default_configs(), None, 30, 20).unwrap();
     assert_eq!(summary["rows_written"], want.len());
     assert_eq!(summary["counters"]["windows_too_short"], too_short);
@@ -284,24 +292,7 @@ fn each_dataset_is_fitted_on_its_own_series_never_mixing_models_or_members() {
         .collect();
     for id in ids {
         // The pure fit of this dataset's series alone.
-        let series: Vec<SeriesRow> = db
-            .yearly_rows(&format!(
-                "SELECT grid_id, dataset_id, scenario, risk_type, year, value FROM hazard_yearly
-                  WHERE dataset_id = {id} ORDER BY 1, 2, 4, 5"
-            ))
-            .into_iter()
-            .map(|r| {
-                let s = |i: usize| r[i].clone().unwrap();
-                (
-                    s(0).parse().unwrap(),
-                    s(1).parse().unwrap(),
-                    s(2),
-                    s(3),
-                    s(4).parse().unwrap(),
-                    s(5).parse().unwrap(),
-                )
-            })
-            .collect();
+        let series = hazard_series_rows(&db, &format!("WHERE dataset_id = {id}"));
         let (want, _) = fit_series(&series, &default_configs(), None, 3, 2).unwrap();
         assert!(!want.is_empty());
         let got = db.rows(&format!(
