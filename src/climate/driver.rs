@@ -517,6 +517,14 @@ fn pass_indices(
                 }
             }
         });
+        // Point `i` of the pass, hazard `h`: the value as callers see it.
+        let annual = |h: usize, i: usize, year: i32, value: f64| AnnualValue {
+            point: points.start + i,
+            hazard: h,
+            year,
+            value,
+            score: hazards[h].score(value),
+        };
         if workers <= 1 || np < 2 * MIN_WORKER_POINTS {
             for step in &steps {
                 for g in &mut groups {
@@ -533,16 +541,7 @@ fn pass_indices(
                     };
                     // Days no file covers were fed as missing, so every year is read whole.
                     for (h, acc) in &mut g.accs {
-                        let hazard = &hazards[*h];
-                        acc.finish_year(true, |i, value| {
-                            emit(AnnualValue {
-                                point: points.start + i,
-                                hazard: *h,
-                                year,
-                                value,
-                                score: hazard.score(value),
-                            });
-                        });
+                        acc.finish_year(true, |i, value| emit(annual(*h, i, year, value)));
                     }
                 }
             }
@@ -599,16 +598,9 @@ fn pass_indices(
                     continue;
                 };
                 for (h, _) in &g.accs {
-                    let hazard = &hazards[*h];
                     for from in &from_workers {
                         for (i, value) in from.recv().map_err(|_| stopped())? {
-                            emit(AnnualValue {
-                                point: points.start + i,
-                                hazard: *h,
-                                year,
-                                value,
-                                score: hazard.score(value),
-                            });
+                            emit(annual(*h, i, year, value));
                         }
                     }
                 }
