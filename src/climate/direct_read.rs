@@ -46,27 +46,61 @@ unsafe extern "C" {
 const MAX_CHUNK_BYTES: usize = 256 << 20;
 
 /// Values a stored float variable decodes to, from little-endian bytes.
-pub(crate) trait StoredFloat: Copy {
+pub(crate) trait StoredFloat: Copy + Default {
     const SIZE: usize;
-    /// `bytes` is exactly [`Self::SIZE`] long.
-    fn from_le(bytes: &[u8]) -> Self;
+    /// The values of a decoded (inflated) chunk into `out`, which holds exactly as many values
+    /// as the chunk, undoing HDF5's shuffle filter if `shuffled`.
+    fn from_chunk(stored: &[u8], shuffled: bool, out: &mut [Self]);
 }
 
 impl StoredFloat for f32 {
     const SIZE: usize = 4;
-    fn from_le(bytes: &[u8]) -> Self {
-        let mut b = [0u8; 4];
-        b.copy_from_slice(bytes);
-        f32::from_le_bytes(b)
+    fn from_chunk(stored: &[u8], shuffled: bool, out: &mut [Self]) {
+        from_chunk::<4, f32>(stored, shuffled, out, f32::from_le_bytes);
     }
 }
 
 impl StoredFloat for f64 {
     const SIZE: usize = 8;
-    fn from_le(bytes: &[u8]) -> Self {
-        let mut b = [0u8; 8];
-        b.copy_from_slice(bytes);
-        f64::from_le_bytes(b)
+    fn from_chunk(stored: &[u8], shuffled: bool, out: &mut [Self]) {
+        from_chunk::<8, f64>(stored, shuffled, out, f64::from_le_bytes);
+    }
+}
+
+/// [`StoredFloat::from_chunk`] for values of `N` bytes built by `value`.
+///
+/// HDF5's shuffle filter stores byte j of element k at j * n + k. The bytes are gathered a tile
+/// of 16 elements at a time from fixed-size arrays, a loop the compiler turns into vector
+/// shuffles.
+fn from_chunk<const N: usize, T: Copy>(
+    stored: &[u8],
+    shuffled: bool,
+    out: &mut [T],
+    value: fn([u8; N]) -> T,
+) {
+    const TILE: usize = 16;
+    let n = out.len().min(stored.len() / N);
+    if !shuffled {
+        for (o, b) in out.iter_mut().zip(stored.chunks_exact(N)) {
+            let mut a = [0u8; N];
+            a.copy_from_slice(b);
+            *o = value(a);
+        }
+        return;
+    }
+    let planes: [&[u8]; N] = std::array::from_fn(|j| &stored[j * n..(j + 1) * n]);
+    let mut tile = [[0u8; TILE]; N];
+    let whole = n - n % TILE;
+    for (k0, values) in (0..whole).step_by(TILE).zip(out.chunks_exact_mut(TILE)) {
+        for (row, plane) in tile.iter_mut().zip(&planes) {
+            row.copy_from_slice(&plane[k0..k0 + TILE]);
+        }
+        for (i, v) in values.iter_mut().enumerate() {
+            *v = value(std::array::from_fn(|j| tile[j][i]));
+        }
+    }
+    for (k, v) in out.iter_mut().enumerate().take(n).skip(whole) {
+        *v = value(std::array::from_fn(|j| planes[j][k]));
     }
 }
 
@@ -277,9 +311,11 @@ struct Buffers {
 }
 
 impl DirectVar {
-    /// Values for the steps `time` × the points `points` (flat index y * nx + x), time-major,
-    /// into `out` (resized). Each stored chunk the block touches is read and decoded once.
-    pub fn read<T: StoredFloat>(
+    /// Values for the steps `time` × the points `points` (flat index y * nx + x), point-major
+    /// (each point's steps together, as a chunk of (ntime, 1, 1) stores them), into `out`
+    /// (resized; unspecified if the answer is [`Direct::NotHandled`]). Each stored chunk the
+    /// block touches is read and decoded once.
+    pub fn read_series<T: StoredFloat>(
         &self,
         time: Range<usize>,
         points: Range<usize>,
@@ -295,18 +331,22 @@ impl DirectVar {
         {
             return Ok(Direct::NotHandled);
         }
-        let np = points.len();
-        out.clear();
-        out.resize(time.len() * np, T::from_le(&[0u8; 8][..T::SIZE]));
+        let steps = time.len();
+        // Every value is overwritten unless the read is not handled (`out` then unspecified):
+        // a reused buffer of the right size is not cleared first.
+        out.resize(steps * points.len(), T::default());
         let (r0, r1) = (points.start / nx, (points.end - 1) / nx + 1);
         let mut buf = Buffers {
             inflater: libdeflater::Decompressor::new(),
             raw: Vec::new(),
             inflated: Vec::new(),
         };
+        let mut decoded: Vec<T> = Vec::new();
         for ti in time.start / ct..(time.end - 1) / ct + 1 {
             let ts = ti * ct;
             let t_in = time.start.max(ts)..time.end.min(ts + ct);
+            // Where the chunk's first wanted step goes in a point's series of `out`.
+            let at = t_in.start - time.start;
             for yi in r0 / cy..(r1 - 1) / cy + 1 {
                 let ys = yi * cy;
                 let rows = r0.max(ys)..r1.min(ys + cy);
@@ -331,7 +371,15 @@ impl DirectVar {
                     } else {
                         &buf.raw
                     };
-                    let n = stored.len() / T::SIZE;
+                    if cy * cx == 1 && t_in.len() == ct {
+                        // One point's whole chunk wanted: decode straight into its series.
+                        let p = ys * nx + xs - points.start;
+                        let series = &mut out[p * steps + at..p * steps + at + ct];
+                        T::from_chunk(stored, self.shuffle, series);
+                        continue;
+                    }
+                    decoded.resize(self.chunk_bytes / T::SIZE, T::default());
+                    T::from_chunk(stored, self.shuffle, &mut decoded);
                     for r in rows.clone() {
                         // The columns of row r inside the request and inside this chunk.
                         let lo = if r == r0 { points.start % nx } else { 0 };
@@ -340,23 +388,13 @@ impl DirectVar {
                         } else {
                             nx
                         };
-                        let (lo, hi) = (lo.max(xs), hi.min(xs + cx));
-                        for c in lo..hi {
+                        for c in lo.max(xs)..hi.min(xs + cx) {
                             let p = r * nx + c - points.start;
-                            let src = (r - ys) * cx + (c - xs);
-                            let dst = out[(t_in.start - time.start) * np + p..]
-                                .iter_mut()
-                                .step_by(np);
-                            let at = t_in.clone().map(|t| (t - ts) * cy * cx + src);
-                            // Un-shuffling fused with the copy: one pass over the chunk.
-                            if self.shuffle {
-                                for (o, k) in dst.zip(at) {
-                                    *o = unshuffled::<T>(stored, n, k);
-                                }
-                            } else {
-                                for (o, k) in dst.zip(at) {
-                                    *o = T::from_le(&stored[k * T::SIZE..(k + 1) * T::SIZE]);
-                                }
+                            let series = &mut out[p * steps + at..p * steps + at + t_in.len()];
+                            let first = (t_in.start - ts) * cy * cx + (r - ys) * cx + (c - xs);
+                            let from = decoded[first..].iter().step_by(cy * cx);
+                            for (o, v) in series.iter_mut().zip(from) {
+                                *o = *v;
                             }
                         }
                     }
@@ -435,23 +473,12 @@ impl DirectVar {
     }
 }
 
-/// Element `k` of a chunk of `n` elements stored shuffled (HDF5's shuffle filter puts byte j
-/// of element k at j * n + k).
-#[inline]
-fn unshuffled<T: StoredFloat>(shuffled: &[u8], n: usize, k: usize) -> T {
-    let mut b = [0u8; 8];
-    for (j, byte) in b.iter_mut().enumerate().take(T::SIZE) {
-        *byte = shuffled[j * n + k];
-    }
-    T::from_le(&b[..T::SIZE])
-}
-
 #[cfg(test)]
 mod tests {
     use std::ops::Range;
     use std::path::PathBuf;
 
-    use super::{Direct, DirectFile, unshuffled};
+    use super::{Direct, DirectFile, StoredFloat};
 
     const NT: usize = 800;
     const NY: usize = 5;
@@ -550,6 +577,7 @@ mod tests {
         let grid = scratch("grid.nc");
         let f32s: Vec<Layout> = vec![
             ("shuffle_deflate", Some(vec![NT, 1, 1]), 4, true),
+            ("short_series", Some(vec![300, 1, 1]), 4, true),
             ("deflate_edges", Some(vec![300, 2, 3]), 6, false),
             ("no_filter", Some(vec![NT, 1, 1]), 0, false),
             ("contiguous", None, 0, false),
@@ -577,6 +605,7 @@ mod tests {
         let mut compared = 0;
         let cases = [
             (&grid, "shuffle_deflate", true, vec![NT, NY, NX]),
+            (&grid, "short_series", true, vec![NT, NY, NX]),
             (&grid, "deflate_edges", true, vec![NT, NY, NX]),
             (&grid, "no_filter", true, vec![NT, NY, NX]),
             (&grid, "double", false, vec![NT, NY, NX]),
@@ -595,21 +624,22 @@ mod tests {
                 let got: Vec<u64> = if is_f32 {
                     let mut out: Vec<f32> = Vec::new();
                     assert_eq!(
-                        var.read(time.clone(), points.clone(), &mut out),
+                        var.read_series(time.clone(), points.clone(), &mut out),
                         Ok(Direct::Done)
                     );
                     out.iter().map(|x| x.to_bits() as u64).collect()
                 } else {
                     let mut out: Vec<f64> = Vec::new();
                     assert_eq!(
-                        var.read(time.clone(), points.clone(), &mut out),
+                        var.read_series(time.clone(), points.clone(), &mut out),
                         Ok(Direct::Done)
                     );
                     out.iter().map(|x| x.to_bits()).collect()
                 };
-                let want: Vec<u64> = time
+                // Point-major: each point's steps together.
+                let want: Vec<u64> = points
                     .clone()
-                    .flat_map(|t| points.clone().map(move |p| (t, p)))
+                    .flat_map(|p| time.clone().map(move |t| (t, p)))
                     .map(|(t, p)| all[t * np + p])
                     .collect();
                 assert_eq!(got.len(), want.len(), "{name} {time:?} × {points:?}");
@@ -642,22 +672,35 @@ mod tests {
         let file = DirectFile::open(&path).unwrap();
         let var = file.variable("tasmax", &[NT, 4], 4).unwrap();
         let mut out: Vec<f32> = Vec::new();
-        assert_eq!(var.read(0..NT, 0..2, &mut out), Ok(Direct::Done));
+        assert_eq!(var.read_series(0..NT, 0..2, &mut out), Ok(Direct::Done));
         assert!(out.iter().all(|&x| x == 280.5));
-        assert_eq!(var.read(0..NT, 1..3, &mut out), Ok(Direct::NotHandled));
+        assert_eq!(
+            var.read_series(0..NT, 1..3, &mut out),
+            Ok(Direct::NotHandled)
+        );
     }
 
     #[test]
-    fn unshuffled_gathers_element_bytes() {
-        // Three little-endian f32 (1.0, -2.5, 1e-3), shuffled: all first bytes, then all second…
-        let plain: Vec<[u8; 4]> = [1.0f32, -2.5, 1e-3]
-            .iter()
-            .map(|x| x.to_le_bytes())
-            .collect();
-        let shuffled: Vec<u8> = (0..4)
-            .flat_map(|j| plain.iter().map(move |e| e[j]))
-            .collect();
-        let got: Vec<f32> = (0..3).map(|k| unshuffled::<f32>(&shuffled, 3, k)).collect();
-        assert_eq!(got, [1.0, -2.5, 1e-3]);
+    fn chunks_unshuffle_into_values() {
+        // Little-endian values shuffled as HDF5 does: all first bytes, then all second bytes…
+        // 37 values: two whole tiles of 16 and a tail.
+        fn shuffled<const N: usize>(plain: &[[u8; N]]) -> Vec<u8> {
+            (0..N)
+                .flat_map(|j| plain.iter().map(move |e| e[j]))
+                .collect()
+        }
+        let f: Vec<f32> = (0..37).map(|i| i as f32 * -1.25 + 1e-3).collect();
+        let bytes: Vec<[u8; 4]> = f.iter().map(|x| x.to_le_bytes()).collect();
+        let mut got = vec![9.0f32; 37];
+        f32::from_chunk(&shuffled(&bytes), true, &mut got);
+        assert_eq!(got, f);
+        let mut got = vec![9.0f32; 37];
+        f32::from_chunk(&bytes.concat(), false, &mut got);
+        assert_eq!(got, f);
+        let d: Vec<f64> = (0..37).map(|i| i as f64 * 1e10 - 0.5).collect();
+        let bytes: Vec<[u8; 8]> = d.iter().map(|x| x.to_le_bytes()).collect();
+        let mut got = vec![0.0f64; 37];
+        f64::from_chunk(&shuffled(&bytes), true, &mut got);
+        assert_eq!(got, d);
     }
 }

@@ -12,7 +12,7 @@ use super::direct_read::{Direct, DirectFile, DirectVar, StoredFloat};
 use super::error::{InputError, InputErrorKind as K};
 use super::grid::{self, dims_of};
 use super::packing::{self, Decoding, FromF64};
-use super::slab::{self, Slab};
+use super::slab::{self, Order, Slab};
 use super::units;
 use crate::hazard::{Precision, Sample, Unit, Variable};
 
@@ -317,21 +317,31 @@ impl ClimateFile {
             let raw_size = if meta.decoding.is_packed() { 8 } else { 0 };
             let bytes = std::mem::size_of::<T>() + raw_size;
             if let Some(win) = slab::window(&time, points.len(), self.dates.len(), bytes) {
-                *held = None; // free the old window before reading the next
-                // A local scratch: a window-sized buffer must not outlive this read.
-                let mut values = Vec::new();
-                let mut window_scratch = Vec::new();
-                self.read_decoded(
-                    meta,
-                    win.clone(),
-                    points.clone(),
-                    &mut values,
-                    &mut window_scratch,
-                )?;
+                // The old window's allocation holds the next: a fresh one of several MB per
+                // pass would be mapped and page-faulted in anew each time.
+                let mut values = held
+                    .take()
+                    .and_then(|old| T::reuse(old.data))
+                    .unwrap_or_default();
+                let order = if self.read_direct(meta, &win, &points, &mut values)? {
+                    Order::PointMajor
+                } else {
+                    // A local scratch: a window-sized buffer must not outlive this read.
+                    let mut window_scratch = Vec::new();
+                    self.read_decoded(
+                        meta,
+                        win.clone(),
+                        points.clone(),
+                        &mut values,
+                        &mut window_scratch,
+                    )?;
+                    Order::TimeMajor
+                };
                 let new = Slab {
                     time: win,
                     points: points.clone(),
                     data: T::wrap(values),
+                    order,
                 };
                 new.serve(&time, &points, out);
                 *held = Some(new);
@@ -356,16 +366,19 @@ impl ClimateFile {
             self.read_raw(meta, time, points, &mut raw, &mut raw_scratch)?;
             meta.decoding.decode_into(&raw, out);
         } else {
-            if !self.read_direct(meta, &time, &points, out)? {
+            if self.read_direct(meta, &time, &points, scratch)? {
+                slab::time_major(scratch, time.len(), 0..time.len(), points.len(), out);
+            } else {
                 self.read_raw(meta, time, points, out, scratch)?;
+                mask(out, &meta.decoding);
             }
-            mask(out, &meta.decoding);
         }
         Ok(())
     }
 
-    /// Reads stored values through [`direct_read`](super::direct_read) when the variable allows
-    /// it; `false` when the block must be read through libnetcdf instead.
+    /// Reads and decodes (masks) stored values through [`direct_read`](super::direct_read),
+    /// point-major, when the variable allows it; `false` when the block must be read through
+    /// libnetcdf instead (`out` is then unspecified).
     fn read_direct<T: NcSample>(
         &self,
         meta: &VarMeta,
@@ -376,11 +389,17 @@ impl ClimateFile {
         let Some(direct) = &self.direct_vars[meta.slot] else {
             return Ok(false);
         };
+        if meta.decoding.is_packed() {
+            return Ok(false);
+        }
         // A never-written chunk makes HDF5 1.10 report an error (then the library reads it):
         // keep its error stack off stderr on this thread too.
         super::hdf5_quiet::quiet_hdf5_errors();
-        match direct.read(time.clone(), points.clone(), out) {
-            Ok(Direct::Done) => Ok(true),
+        match direct.read_series(time.clone(), points.clone(), out) {
+            Ok(Direct::Done) => {
+                mask(out, &meta.decoding);
+                Ok(true)
+            }
             Ok(Direct::NotHandled) => Ok(false),
             Err(why) => Err(InputError::new(
                 &self.path,

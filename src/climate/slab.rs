@@ -20,17 +20,32 @@ pub(crate) enum SlabData {
     F64(Vec<f64>),
 }
 
+/// How a slab's values are laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Order {
+    /// Each time step's points together, as the driver reads and libnetcdf returns blocks.
+    TimeMajor,
+    /// Each point's time steps together, as chunks of (ntime, 1, 1) store them: decoded without
+    /// a scattered write, and turned time-major a year at a time when served, when that year's
+    /// block fits in the cache.
+    PointMajor,
+}
+
 #[derive(Debug)]
 pub(crate) struct Slab {
     pub time: Range<usize>,
     pub points: Range<usize>,
     pub data: SlabData,
+    pub order: Order,
 }
 
 /// Values that can live in a slab.
-pub(crate) trait SlabValue: Copy + Sized {
+pub(crate) trait SlabValue: Copy + Default + Sized {
     fn values(data: &SlabData) -> Option<&[Self]>;
     fn wrap(values: Vec<Self>) -> SlabData;
+    /// The slab's allocation, with its stale values, for the next window (`None` for another
+    /// type): a reader that overwrites every value need not clear a buffer of the right size.
+    fn reuse(data: SlabData) -> Option<Vec<Self>>;
 }
 
 impl SlabValue for f32 {
@@ -43,6 +58,12 @@ impl SlabValue for f32 {
     fn wrap(values: Vec<Self>) -> SlabData {
         SlabData::F32(values)
     }
+    fn reuse(data: SlabData) -> Option<Vec<Self>> {
+        match data {
+            SlabData::F32(v) => Some(v),
+            SlabData::F64(_) => None,
+        }
+    }
 }
 
 impl SlabValue for f64 {
@@ -54,6 +75,12 @@ impl SlabValue for f64 {
     }
     fn wrap(values: Vec<Self>) -> SlabData {
         SlabData::F64(values)
+    }
+    fn reuse(data: SlabData) -> Option<Vec<Self>> {
+        match data {
+            SlabData::F64(v) => Some(v),
+            SlabData::F32(_) => None,
+        }
     }
 }
 
@@ -92,15 +119,59 @@ impl Slab {
         {
             return false;
         }
-        let width = self.points.len();
         let off = points.start - self.points.start;
-        out.clear();
-        out.reserve(time.len() * points.len());
-        for t in time.clone() {
-            let base = (t - self.time.start) * width + off;
-            out.extend_from_slice(&values[base..base + points.len()]);
+        let t0 = time.start - self.time.start;
+        match self.order {
+            Order::TimeMajor => {
+                let width = self.points.len();
+                out.clear();
+                out.reserve(time.len() * points.len());
+                for t in t0..t0 + time.len() {
+                    let base = t * width + off;
+                    out.extend_from_slice(&values[base..base + points.len()]);
+                }
+            }
+            Order::PointMajor => {
+                let first = off * self.time.len();
+                time_major(
+                    &values[first..],
+                    self.time.len(),
+                    t0..t0 + time.len(),
+                    points.len(),
+                    out,
+                );
+            }
         }
         true
+    }
+}
+
+/// Points per strip of [`time_major`].
+const STRIP_POINTS: usize = 32;
+
+/// The steps `steps` of the first `npoints` point series of the point-major `series` (point k's
+/// steps start at k * `stride`) into `out` (resized), time-major.
+///
+/// In strips of [`STRIP_POINTS`] series: each step writes one short run of `out` and reads one
+/// value from each series of the strip, whose next values stay in the cache for the following
+/// steps. A plain loop over either order strides through one side a value per cache line.
+pub(crate) fn time_major<T: Copy + Default>(
+    series: &[T],
+    stride: usize,
+    steps: Range<usize>,
+    npoints: usize,
+    out: &mut Vec<T>,
+) {
+    // Every value is overwritten: a buffer of the same size is not cleared first.
+    out.resize(steps.len() * npoints, T::default());
+    for p0 in (0..npoints).step_by(STRIP_POINTS) {
+        let p1 = npoints.min(p0 + STRIP_POINTS);
+        for (i, t) in steps.clone().enumerate() {
+            let row = &mut out[i * npoints + p0..i * npoints + p1];
+            for (k, o) in row.iter_mut().enumerate() {
+                *o = series[(p0 + k) * stride + t];
+            }
+        }
     }
 }
 
@@ -123,6 +194,7 @@ mod tests {
             time: 10..13,
             points: 5..8,
             data: SlabData::F32((0..9).map(|i| i as f32).collect()),
+            order: Order::TimeMajor,
         };
         let mut out: Vec<f32> = Vec::new();
         assert!(slab.serve(&(11..13), &(6..8), &mut out));
@@ -130,5 +202,33 @@ mod tests {
         assert!(!slab.serve(&(9..11), &(5..8), &mut out));
         let mut wrong: Vec<f64> = Vec::new();
         assert!(!slab.serve(&(10..11), &(5..8), &mut wrong));
+    }
+
+    #[test]
+    fn point_major_slabs_serve_time_major_blocks() {
+        // 40 points × 150 steps (tiles cut both ways), value = point * 1000 + step.
+        let (np, nt) = (40usize, 150usize);
+        let series: Vec<f64> = (0..np)
+            .flat_map(|p| (0..nt).map(move |t| (p * 1000 + t) as f64))
+            .collect();
+        let slab = Slab {
+            time: 100..100 + nt,
+            points: 7..7 + np,
+            data: SlabData::F64(series),
+            order: Order::PointMajor,
+        };
+        let mut out: Vec<f64> = Vec::new();
+        let (time, points) = (105..237, 9..44);
+        assert!(slab.serve(&time, &points, &mut out));
+        let want: Vec<f64> = time
+            .clone()
+            .flat_map(|t| {
+                points
+                    .clone()
+                    .map(move |p| ((p - 7) * 1000 + t - 100) as f64)
+            })
+            .collect();
+        assert_eq!(out, want);
+        assert!(!slab.serve(&(99..101), &points, &mut out));
     }
 }
