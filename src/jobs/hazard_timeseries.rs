@@ -344,12 +344,18 @@ impl YearSeries {
 /// (bench/results/README.md, issue 10). Beyond it, two chunks per
 /// concurrent task so reading, computing and the database's COPY overlap,
 /// at least 250 points, at most 2,000 (a year block of 2,000 points × 3
-/// variables is ~9 MB, twice with read-ahead, per concurrent task).
+/// variables is ~9 MB, twice with read-ahead, per concurrent task), then
+/// evened out so the number of chunks is a multiple of the concurrency: 5
+/// chunks on 2 tasks would run the fifth alone, one core idle for a fifth
+/// of the run.
 pub fn auto_chunk_points(points: usize, concurrency: usize) -> usize {
     if points <= WHOLE_GRID_POINTS {
         return points.max(1);
     }
-    (points / (2 * concurrency.max(1))).clamp(250, 2000)
+    let tasks = concurrency.max(1);
+    let size = (points / (2 * tasks)).clamp(250, 2000);
+    let chunks = points.div_ceil(size).next_multiple_of(tasks);
+    points.div_ceil(chunks)
 }
 
 /// Most points of one auto-sized chunk over the whole range: a year block
@@ -1022,5 +1028,8 @@ mod tests {
         assert_eq!(auto_chunk_points(8000, 2), 2000);
         assert_eq!(auto_chunk_points(6000, 4), 750);
         assert_eq!(auto_chunk_points(1_000_000, 2), 2000);
+        // 5 chunks of 2,000 would leave the last alone on one of 2 tasks: 6 of 1,667.
+        assert_eq!(auto_chunk_points(10_000, 2), 1667);
+        assert_eq!(auto_chunk_points(10_000, 3), 1112);
     }
 }
