@@ -321,15 +321,18 @@ pub fn annual_indices(
 
 /// Points per pass when a variable is stored in chunks much longer in time than a year (e.g.
 /// (ntime, 1, 1)): each point's whole series is one compressed chunk, decoded once into a time
-/// slab of the pass's points (see `slab`), so the pass size bounds that slab: 500 points × 10
-/// years of float32 is 7 MB per variable where the whole job chunk (2,000 points) took 29 MB.
-const TIME_CHUNKED_PASS_POINTS: usize = 500;
+/// slab of the pass's points (see `slab`), so the pass size bounds that slab. At 125 points, 80
+/// years of float32 are 15 MB per variable, so a pass's slabs stay in one window and two
+/// concurrent tasks' slabs of 10 years (5.5 MB each) stay in the processor's cache between
+/// decoding and serving; passes of 500 points were 1–3% slower and took 107 MB instead of 64
+/// (bench/results/README.md, issue 9).
+const TIME_CHUNKED_PASS_POINTS: usize = 125;
 
 /// Computes every hazard for the points `points` and the calendar years `years` (all years the
 /// dataset spans if `None`).
 ///
 /// A dataset with variables chunked along time is processed in passes of
-/// `TIME_CHUNKED_PASS_POINTS` (500) points (points outer, years inner); other datasets in one pass.
+/// `TIME_CHUNKED_PASS_POINTS` (125) points (points outer, years inner); other datasets in one pass.
 pub fn dataset_indices(
     dataset: &Dataset<'_>,
     hazards: &[Hazard],
