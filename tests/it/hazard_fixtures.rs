@@ -52,6 +52,10 @@ fn matches_xclim_on_every_fixture() {
     let hazards = default_hazards();
     let expected = expected();
     assert!(
+        expected.keys().filter(|f| f.contains("time_chunked")).count() == 2,
+        "the two time-chunked fixtures are listed"
+    );
+    assert!(
         expected.len() >= 5,
         "fixture files listed: {}",
         expected.len()
@@ -62,6 +66,15 @@ fn matches_xclim_on_every_fixture() {
         let path = fixtures().join(file);
         let nc = ClimateFile::open(&path, &VariableNames::default(), &Variable::ALL)
             .unwrap_or_else(|e| panic!("{e}"));
+        if file.contains("time_chunked") {
+            // These exist to check the direct chunk reader: it must be the one reading them.
+            for var in Variable::ALL {
+                assert!(
+                    nc.reads_stored_chunks_directly(var),
+                    "{file}: {var} is not read through the direct chunk reader"
+                );
+            }
+        }
         let got = annual_indices(&nc, &hazards, 0..nc.points().len(), None)
             .unwrap_or_else(|e| panic!("{e}"));
         let mut ours: BTreeMap<(usize, String, i32), f64> = BTreeMap::new();
