@@ -5,15 +5,19 @@
 //! driver does) decompresses every chunk once per year, and HDF5's chunk cache holds them only by
 //! growing to the whole file. Reading a window of many years for the point range once and serving
 //! the year reads from it decompresses each chunk once per window, in bounded memory.
+//!
+//! A slab the job decodes itself (`direct_read`) is kept point-major, the order the chunks hold:
+//! each decoded chunk is one contiguous write, and a year block is turned time-major when served,
+//! small enough then to stay in the cache. A slab read through libnetcdf is time-major.
 
 use std::ops::Range;
 
 /// Memory for one variable's slab, decoded values plus the raw values read for them. Three
-/// variables per open file: 96 MiB per job chunk at most (10 years × 2,000 points of float32 fit
-/// in one window).
+/// variables per open file: 96 MiB per pass at most (the driver's passes of 125 points hold 80
+/// years of float32 in one window, 15 MB).
 pub(crate) const SLAB_BYTES: usize = 32 << 20;
 
-/// Decoded values, time-major (t outer, point inner).
+/// Decoded values, in the slab's [`Order`].
 #[derive(Debug)]
 pub(crate) enum SlabData {
     F32(Vec<f32>),

@@ -96,8 +96,8 @@ pub struct HazardArgs {
     /// Grid points per chunk: the unit of commit, resume and retry. 0 (the
     /// default) puts up to 5,000 points in one chunk computed on
     /// --concurrency threads (whole days of the grid are the cheapest reads),
-    /// and cuts larger grids into two chunks per concurrent task, between
-    /// 250 and 2,000 points.
+    /// and cuts larger grids into about two chunks per concurrent task,
+    /// between 250 and 2,000 points, as many as a multiple of --concurrency.
     #[arg(long, default_value_t = 0)]
     pub chunk_points: u32,
 
