@@ -26,7 +26,7 @@ use crate::climate::dataset::{
     DatasetKey, FileIdentity, Label, LabelOutcome, apply_label, group_by_key, identify,
 };
 use crate::climate::{
-    ClimateFile, Dataset, FileAttributes, InputError, VariableNames, dataset_indices_each,
+    ClimateFile, Dataset, FileAttributes, InputError, Layout, VariableNames, dataset_indices_each,
     read_attributes,
 };
 use crate::harness::ledger::RunMetrics;
@@ -347,15 +347,23 @@ impl YearSeries {
 /// variables is ~9 MB, twice with read-ahead, per concurrent task), then
 /// evened out so the number of chunks is a multiple of the concurrency: 5
 /// chunks on 2 tasks would run the fifth alone, one core idle for a fifth
-/// of the run.
-pub fn auto_chunk_points(points: usize, concurrency: usize) -> usize {
+/// of the run. Rounded up to whole grid rows of `row_points` when that
+/// keeps the count a multiple: a chunk cutting rows reads them whole and
+/// trims them.
+pub fn auto_chunk_points(points: usize, concurrency: usize, row_points: usize) -> usize {
     if points <= WHOLE_GRID_POINTS {
         return points.max(1);
     }
     let tasks = concurrency.max(1);
     let size = (points / (2 * tasks)).clamp(250, 2000);
     let chunks = points.div_ceil(size).next_multiple_of(tasks);
-    points.div_ceil(chunks)
+    let even = points.div_ceil(chunks);
+    let rows = even.next_multiple_of(row_points.max(1));
+    if points.div_ceil(rows).is_multiple_of(tasks) {
+        rows
+    } else {
+        even
+    }
 }
 
 /// Most points of one auto-sized chunk over the whole range: a year block
@@ -453,6 +461,8 @@ fn survey_file(path: &Path, names: &VariableNames, needed: &[Variable]) -> Resul
 struct DatasetSurvey {
     files: Vec<(FileRef, DatasetFile)>,
     points: Vec<(f64, f64)>,
+    /// Points per grid row (1 for a list of points): chunks of whole rows read whole days' rows.
+    row_points: usize,
     calendar: &'static str,
     years: Option<YearRange>,
     span: String,
@@ -500,8 +510,13 @@ fn survey_dataset(members: &[FileSurvey], names: &VariableNames) -> Result<Datas
     files.sort_by(|a, b| a.0.path.cmp(&b.0.path));
     let span = dataset.span();
     let variables = dataset.variables();
+    let row_points = match opened.first().map(ClimateFile::layout) {
+        Some(Layout::Grid { nlon, .. }) => nlon,
+        _ => 1,
+    };
     Ok(DatasetSurvey {
         points: dataset.points().to_vec(),
+        row_points,
         calendar: dataset.calendar().name(),
         years: span.map(|(a, b)| YearRange {
             first: a.year,
@@ -755,7 +770,11 @@ impl Job for HazardBatch {
             let hazard_names: Vec<String> =
                 computable.iter().map(|h| h.risk_type.to_string()).collect();
             let per_chunk = match self.args.chunk_points as usize {
-                0 => auto_chunk_points(range.len(), usize::from(self.common.run.concurrency)),
+                0 => auto_chunk_points(
+                    range.len(),
+                    usize::from(self.common.run.concurrency),
+                    s.row_points,
+                ),
                 n => n,
             };
             let mut chunks = 0;
@@ -1021,15 +1040,20 @@ mod tests {
 
     #[test]
     fn auto_chunks_span_small_grids_else_two_per_task_within_bounds() {
-        assert_eq!(auto_chunk_points(1000, 2), 1000);
-        assert_eq!(auto_chunk_points(5000, 2), 5000);
-        assert_eq!(auto_chunk_points(60, 4), 60);
-        assert_eq!(auto_chunk_points(0, 2), 1);
-        assert_eq!(auto_chunk_points(8000, 2), 2000);
-        assert_eq!(auto_chunk_points(6000, 4), 750);
-        assert_eq!(auto_chunk_points(1_000_000, 2), 2000);
+        assert_eq!(auto_chunk_points(1000, 2, 1), 1000);
+        assert_eq!(auto_chunk_points(5000, 2, 1), 5000);
+        assert_eq!(auto_chunk_points(60, 4, 1), 60);
+        assert_eq!(auto_chunk_points(0, 2, 1), 1);
+        assert_eq!(auto_chunk_points(8000, 2, 1), 2000);
+        assert_eq!(auto_chunk_points(6000, 4, 1), 750);
+        assert_eq!(auto_chunk_points(1_000_000, 2, 1), 2000);
         // 5 chunks of 2,000 would leave the last alone on one of 2 tasks: 6 of 1,667.
-        assert_eq!(auto_chunk_points(10_000, 2), 1667);
-        assert_eq!(auto_chunk_points(10_000, 3), 1112);
+        assert_eq!(auto_chunk_points(10_000, 2, 1), 1667);
+        assert_eq!(auto_chunk_points(10_000, 3, 1), 1112);
+        // Whole rows of a 100 × 100 grid: 6 chunks of 1,700 (the last 1,500).
+        assert_eq!(auto_chunk_points(10_000, 2, 100), 1700);
+        // Rows of 400 would make 5 chunks of 2,000: the even split wins.
+        assert_eq!(auto_chunk_points(10_000, 2, 400), 1667);
+        assert_eq!(auto_chunk_points(8000, 2, 100), 2000);
     }
 }
