@@ -52,7 +52,11 @@ fn matches_xclim_on_every_fixture() {
     let hazards = default_hazards();
     let expected = expected();
     assert!(
-        expected.keys().filter(|f| f.contains("time_chunked")).count() == 2,
+        expected
+            .keys()
+            .filter(|f| f.contains("time_chunked"))
+            .count()
+            == 2,
         "the two time-chunked fixtures are listed"
     );
     assert!(
