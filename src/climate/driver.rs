@@ -137,6 +137,14 @@ impl<'a> Dataset<'a> {
         self.calendar
     }
 
+    /// Whether any file stores one of `vars` in chunks much longer in time than a year (read in
+    /// passes of points through time slabs).
+    fn time_chunked(&self, vars: impl IntoIterator<Item = Variable> + Clone) -> bool {
+        self.files
+            .iter()
+            .any(|f| vars.clone().into_iter().any(|v| f.long_time_chunks(v)))
+    }
+
     /// Variables at least one file holds.
     pub fn variables(&self) -> Vec<Variable> {
         Variable::ALL
@@ -370,11 +378,8 @@ pub fn dataset_indices_each(
             )),
         ));
     }
-    let time_chunked = dataset
-        .files
-        .iter()
-        .any(|f| Variable::ALL.into_iter().any(|v| f.long_time_chunks(v)));
-    if !time_chunked || points.len() <= TIME_CHUNKED_PASS_POINTS {
+    let needed = hazards.iter().map(|h| h.variable);
+    if !dataset.time_chunked(needed) || points.len() <= TIME_CHUNKED_PASS_POINTS {
         return pass_indices(dataset, hazards, points, years, workers, &mut emit);
     }
     let mut start = points.start;
@@ -483,10 +488,7 @@ fn pass_indices(
     // A reader thread runs one block ahead of the accumulators, so decompression / I/O and index
     // computation overlap (libnetcdf serialises its calls anyway; the compute is ours).
     let reads: Vec<(Variable, Precision)> = groups.iter().map(|g| (g.var, g.precision)).collect();
-    let time_chunked = dataset
-        .files
-        .iter()
-        .any(|f| reads.iter().any(|&(v, _)| f.long_time_chunks(v)));
+    let time_chunked = dataset.time_chunked(reads.iter().map(|&(v, _)| v));
     std::thread::scope(|scope| -> Result<(), InputError> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Block, InputError>>(reads.len());
         let (steps_ref, reads_ref, points_ref) = (&steps, &reads, &points);
