@@ -1040,20 +1040,30 @@ mod tests {
 
     #[test]
     fn auto_chunks_span_small_grids_else_two_per_task_within_bounds() {
-        assert_eq!(auto_chunk_points(1000, 2, 1), 1000);
-        assert_eq!(auto_chunk_points(5000, 2, 1), 5000);
-        assert_eq!(auto_chunk_points(60, 4, 1), 60);
-        assert_eq!(auto_chunk_points(0, 2, 1), 1);
-        assert_eq!(auto_chunk_points(8000, 2, 1), 2000);
-        assert_eq!(auto_chunk_points(6000, 4, 1), 750);
-        assert_eq!(auto_chunk_points(1_000_000, 2, 1), 2000);
-        // 5 chunks of 2,000 would leave the last alone on one of 2 tasks: 6 of 1,667.
-        assert_eq!(auto_chunk_points(10_000, 2, 1), 1667);
-        assert_eq!(auto_chunk_points(10_000, 3, 1), 1112);
-        // Whole rows of a 100 × 100 grid: 6 chunks of 1,700 (the last 1,500).
-        assert_eq!(auto_chunk_points(10_000, 2, 100), 1700);
-        // Rows of 400 would make 5 chunks of 2,000: the even split wins.
-        assert_eq!(auto_chunk_points(10_000, 2, 400), 1667);
-        assert_eq!(auto_chunk_points(8000, 2, 100), 2000);
+        // (points, concurrency, points per grid row, chunk size)
+        let cases = [
+            (1000, 2, 1, 1000),
+            (5000, 2, 1, 5000),
+            (60, 4, 1, 60),
+            (0, 2, 1, 1),
+            (8000, 2, 1, 2000),
+            (6000, 4, 1, 750),
+            (1_000_000, 2, 1, 2000),
+            // 5 chunks of 2,000 would leave the last alone on one of 2 tasks: 6 of 1,667.
+            (10_000, 2, 1, 1667),
+            (10_000, 3, 1, 1112),
+            // Whole rows of a 100 × 100 grid: 6 chunks of 1,700 (the last 1,500).
+            (10_000, 2, 100, 1700),
+            // Rows of 400 would make 5 chunks of 2,000: the even split wins.
+            (10_000, 2, 400, 1667),
+            (8000, 2, 100, 2000),
+        ];
+        for (points, concurrency, row, size) in cases {
+            assert_eq!(
+                auto_chunk_points(points, concurrency, row),
+                size,
+                "{points} points, concurrency {concurrency}, rows of {row}"
+            );
+        }
     }
 }
