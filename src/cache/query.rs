@@ -127,10 +127,12 @@ SELECT count(*), coalesce(sum(cardinality(years)), 0)::bigint
   FROM region_hazard_cache_series WHERE generation = $1";
 
 /// Combinations with a row count other than `$2` (the number of regions)
-/// in generation `$1`, for the error message when the total is off.
+/// in generation `$1`, for the error message when the total is off: the
+/// first 20, each with how many combinations are short in all.
 pub fn short_combinations_sql() -> String {
     "
-SELECT d.scenario || '/' || d.model || '/' || d.member, c.risk_type, c.year::int, count(r.region_code)
+SELECT d.scenario || '/' || d.model || '/' || d.member, c.risk_type, c.year::int, count(r.region_code),
+       count(*) OVER () AS short
   FROM cache_combinations c
   JOIN datasets d ON d.id = c.dataset_id
   LEFT JOIN (SELECT s.region_code, s.dataset_id, s.risk_type, y.year

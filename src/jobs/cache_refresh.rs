@@ -223,10 +223,12 @@ impl Job for CacheRefresh {
                     )
                 })
                 .collect();
+            let short_total = short.first().map_or(0, |r| r.get::<_, i64>(4));
             // Rolling back keeps the old cache in place, untouched.
             return Err(AbortRun(format!(
-                "cache verification failed: built {built} rows in {series} series, expected {expected} rows ({regions} regions × {combinations} dataset × hazard × year combinations) in {} series; the old cache is kept. Short: {}",
+                "cache verification failed: built {built} rows in {series} series, expected {expected} rows ({regions} regions × {combinations} dataset × hazard × year combinations) in {} series; the old cache is kept. {short_total} combinations short, the first {} with the regions they got: {}",
                 regions * series_per_region,
+                list.len(),
                 list.join("; ")
             ))
             .into());

@@ -228,6 +228,54 @@ fn refresh_skips_when_nothing_changed_and_rebuilds_after_the_hazard_batch_rewrit
     );
 }
 
+/// The completeness check's failure path. A trigger on the server swallows one region's rows
+/// of the next build, as a bug in the build's SQL would: the run must fail (exit 1, no dead
+/// letter: re-running the task alone cannot help), name the short combinations, and leave the
+/// old generation in place, unchanged; once the trigger is gone a rebuild succeeds.
+#[test]
+fn a_short_cache_build_fails_the_run_and_keeps_the_old_cache() {
+    let db = TestDb::migrated("cache_short_build");
+    both_scenarios(&db);
+    assert_eq!(refresh(&db, &[]).summary()["status"], "succeeded");
+    let before = cache(&db);
+    let generation = db.scalar("SELECT generation FROM region_hazard_cache_state");
+    let region = before.keys().next().expect("a cached row").0.clone();
+    db.rows(&format!(
+        "CREATE FUNCTION drop_one_region() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN IF NEW.region_code = '{region}' THEN RETURN NULL; END IF; RETURN NEW; END $$;
+         CREATE TRIGGER short_build BEFORE INSERT ON region_hazard_cache_series
+         FOR EACH ROW EXECUTE FUNCTION drop_one_region();"
+    ));
+
+    let failed = refresh(&db, &["--force"]);
+    let out = failed.all_output();
+    assert_eq!(failed.code, 1, "{out}");
+    assert_eq!(failed.summary()["status"], "failed", "{out}");
+    assert!(out.contains("cache verification failed"), "{out}");
+    assert!(out.contains("the old cache is kept"), "{out}");
+    // Short combinations are named with their region counts (one region missing of 15), the
+    // first 20 of all 50 (2 scenarios × 5 hazards × 5 years).
+    assert!(out.contains("50 combinations short, the first 20"), "{out}");
+    assert!(
+        out.contains("ssp126/unknown/unknown/drought/2021: 14 of 15"),
+        "{out}"
+    );
+    assert_eq!(db.count("SELECT count(*) FROM dead_letters"), 0);
+    assert_eq!(
+        db.scalar("SELECT generation FROM region_hazard_cache_state"),
+        generation
+    );
+    assert_eq!(
+        cache(&db),
+        before,
+        "the old cache is readable and unchanged"
+    );
+
+    db.rows("DROP TRIGGER short_build ON region_hazard_cache_series");
+    assert_eq!(refresh(&db, &["--force"]).summary()["status"], "succeeded");
+    assert_eq!(cache(&db), before);
+}
+
 #[test]
 fn regions_import_rejects_bad_rows_by_line_and_imports_nothing() {
     let db = TestDb::migrated("regions_bad");
