@@ -48,11 +48,6 @@ pub const MIGRATIONS: &[Migration] = &[
         "probability_series_view",
         include_str!("../../migrations/0011_probability_series_view.sql"),
     ),
-    (
-        12,
-        "site_results_series_fk",
-        include_str!("../../migrations/0012_site_results_series_fk.sql"),
-    ),
 ];
 
 #[cfg(test)]

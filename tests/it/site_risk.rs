@@ -548,62 +548,6 @@ fn migrating_old_site_results_keeps_every_value_of_the_views() {
     ));
 }
 
-/// Migration 0012: every `site_results.series_id` names a stored series. A dangling one already
-/// stored stops the migration, naming the constraint, with nothing changed; once it is gone the
-/// migration keeps every row, and a series still pointed at can no longer be deleted.
-#[test]
-fn a_site_result_must_point_at_a_stored_series() {
-    let db = TestDb::at_version("site_series_fk", 11);
-    db.rows(
-        "INSERT INTO sites VALUES
-           ('A', 'Plant A', 35, 127, 1000000, 'KRW', 'industrial', 'steel', 2001, 4, 3, 1, 'a.csv', 2);
-         INSERT INTO site_hazard_series VALUES
-           (1, 7, 'drought', 'f1', '{2030}', '{0.001}', '{0.1}', '{0.3}', '{0.5}', '{8}',
-            '00000000-0000-7000-8000-000000000001');
-         INSERT INTO site_results (site_id, scenario, model, member, risk_type, grid_id, distance_km,
-                e_score, v_score, curve_fingerprint, run_id, series_id)
-         VALUES
-           ('A', 'ssp585', 'M', 'r1', 'drought', 7, 1.5, 8, 1, 'f1',
-            '00000000-0000-7000-8000-000000000001', 1),
-           ('A', 'ssp585', 'M', 'r1', 'river_flood', 7, 1.5, 8, 1, 'f2',
-            '00000000-0000-7000-8000-000000000001', 99);",
-    );
-    let refused = run({
-        let mut c = support::jobctl(&db.url);
-        c.arg("migrate");
-        c
-    });
-    assert_ne!(refused.code, 0, "{}", refused.all_output());
-    assert!(
-        refused.all_output().contains("site_results_series_id_fkey"),
-        "{}",
-        refused.all_output()
-    );
-    assert_eq!(db.count("SELECT max(version) FROM schema_migrations"), 11);
-
-    db.rows("DELETE FROM site_results WHERE series_id = 99");
-    let values = db.count("SELECT count(*) FROM site_risk_values");
-    assert!(values > 0);
-    db.migrate_the_rest(11);
-    assert_eq!(db.count("SELECT count(*) FROM site_results"), 1);
-    assert_eq!(db.count("SELECT count(*) FROM site_risk_values"), values);
-    let dangling = support::sql_result(
-        &db.url,
-        "INSERT INTO site_results (site_id, scenario, model, member, risk_type, v_score, run_id,
-                series_id)
-         VALUES ('A', 'ssp126', 'M', 'r1', 'drought', 1, '00000000-0000-7000-8000-000000000001', 98)",
-    );
-    assert!(
-        dangling.is_err_and(|e| e.contains("site_results_series_id_fkey")),
-        "a result pointing at no series is refused"
-    );
-    let in_use = support::sql_result(&db.url, "DELETE FROM site_hazard_series WHERE id = 1");
-    assert!(
-        in_use.is_err_and(|e| e.contains("site_results_series_id_fkey")),
-        "a series a result points at is kept"
-    );
-}
-
 /// The `probability_series` view unnested is exactly `probability_values`,
 /// gaps included (a year between two merged spans is NULL in every array),
 /// and the job reads it: a year copied three years on gives the same

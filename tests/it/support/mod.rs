@@ -189,12 +189,6 @@ SELECT h.grid_id, h.dataset_id, d.scenario, h.risk_type, (h.first_year + u.i - 1
  WHERE u.value IS NOT NULL";
 
 pub fn sql_on(url: &str, query: &str) -> Vec<Vec<Option<String>>> {
-    sql_result(url, query).unwrap_or_else(|e| panic!("{query}: {e}"))
-}
-
-/// [`sql_on`] for a statement expected to fail: the server's error message
-/// (with its detail) instead of a panic.
-pub fn sql_result(url: &str, query: &str) -> Result<Vec<Vec<Option<String>>>, String> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -207,11 +201,8 @@ pub fn sql_result(url: &str, query: &str) -> Result<Vec<Vec<Option<String>>>, St
         let messages = client
             .simple_query(query)
             .await
-            .map_err(|e| match e.as_db_error() {
-                Some(db) => format!("{}; {}", db.message(), db.detail().unwrap_or("")),
-                None => e.to_string(),
-            })?;
-        Ok(messages
+            .unwrap_or_else(|e| panic!("{query}: {e}"));
+        messages
             .into_iter()
             .filter_map(|m| match m {
                 tokio_postgres::SimpleQueryMessage::Row(row) => Some(
@@ -221,7 +212,7 @@ pub fn sql_result(url: &str, query: &str) -> Result<Vec<Vec<Option<String>>>, St
                 ),
                 _ => None,
             })
-            .collect())
+            .collect()
     })
 }
 
