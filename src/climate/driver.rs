@@ -378,22 +378,22 @@ pub fn dataset_indices_each(
             )),
         ));
     }
-    let needed = hazards.iter().map(|h| h.variable);
-    if !dataset.time_chunked(needed) || points.len() <= TIME_CHUNKED_PASS_POINTS {
-        return pass_indices(dataset, hazards, points, years, workers, &mut emit);
+    let time_chunked = dataset.time_chunked(hazards.iter().map(|h| h.variable));
+    if !time_chunked {
+        return pass_indices(dataset, hazards, points, years, workers, false, &mut emit);
     }
-    let mut start = points.start;
-    while start < points.end {
+    for start in points.clone().step_by(TIME_CHUNKED_PASS_POINTS) {
         let end = points.end.min(start + TIME_CHUNKED_PASS_POINTS);
+        let pass = start..end;
         pass_indices(
             dataset,
             hazards,
-            start..end,
+            pass,
             years.clone(),
             workers,
+            true,
             &mut emit,
         )?;
-        start = end;
     }
     Ok(())
 }
@@ -403,13 +403,15 @@ pub fn dataset_indices_each(
 /// Reads time-major, one calendar year × the whole point range per variable per read, and keeps
 /// only per-point running state, so memory is flat in the number of years. Rows are emitted
 /// only for years that get a value (every calendar day present, no missing value). Every hazard's
-/// variable must be in the dataset (see [`Dataset::variables`]).
+/// variable must be in the dataset (see [`Dataset::variables`]). `time_chunked`: a variable read
+/// is chunked along time, so the pass's slabs are decoded side by side first (`warm_slabs`).
 fn pass_indices(
     dataset: &Dataset<'_>,
     hazards: &[Hazard],
     points: Range<usize>,
     years: Option<RangeInclusive<i32>>,
     workers: usize,
+    time_chunked: bool,
     emit: &mut impl FnMut(AnnualValue),
 ) -> Result<(), InputError> {
     let path = dataset.files[0].path();
@@ -488,7 +490,6 @@ fn pass_indices(
     // A reader thread runs one block ahead of the accumulators, so decompression / I/O and index
     // computation overlap (libnetcdf serialises its calls anyway; the compute is ours).
     let reads: Vec<(Variable, Precision)> = groups.iter().map(|g| (g.var, g.precision)).collect();
-    let time_chunked = dataset.time_chunked(reads.iter().map(|&(v, _)| v));
     std::thread::scope(|scope| -> Result<(), InputError> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Block, InputError>>(reads.len());
         let (steps_ref, reads_ref, points_ref) = (&steps, &reads, &points);
