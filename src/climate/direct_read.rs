@@ -350,6 +350,16 @@ impl DirectVar {
         // a reused buffer of the right size is not cleared first.
         out.resize(steps * points.len(), T::default());
         let (r0, r1) = (points.start / nx, (points.end - 1) / nx + 1);
+        // The columns of grid row r inside the request: only the first and last rows are partial.
+        let cols = |r: usize| {
+            let lo = if r == r0 { points.start % nx } else { 0 };
+            let hi = if r == r1 - 1 {
+                (points.end - 1) % nx + 1
+            } else {
+                nx
+            };
+            lo..hi
+        };
         let mut buf = Buffers {
             inflater: libdeflater::Decompressor::new(),
             raw: Vec::new(),
@@ -364,18 +374,13 @@ impl DirectVar {
             for yi in r0 / cy..(r1 - 1) / cy + 1 {
                 let ys = yi * cy;
                 let rows = r0.max(ys)..r1.min(ys + cy);
-                // Columns any of these rows needs: only a lone first or last row is partial.
-                let c_lo = if rows.len() == 1 && rows.start == r0 {
-                    points.start % nx
+                // Columns any of these rows needs: only a lone row can be partial.
+                let needed = if rows.len() == 1 {
+                    cols(rows.start)
                 } else {
-                    0
+                    0..nx
                 };
-                let c_hi = if rows.len() == 1 && rows.start == r1 - 1 {
-                    (points.end - 1) % nx + 1
-                } else {
-                    nx
-                };
-                for xi in c_lo / cx..(c_hi - 1) / cx + 1 {
+                for xi in needed.start / cx..(needed.end - 1) / cx + 1 {
                     let xs = xi * cx;
                     if self.read_chunk([ts, ys, xs], &mut buf)? == Direct::NotHandled {
                         return Ok(Direct::NotHandled);
@@ -396,13 +401,8 @@ impl DirectVar {
                     T::from_chunk(stored, self.shuffle, &mut decoded);
                     for r in rows.clone() {
                         // The columns of row r inside the request and inside this chunk.
-                        let lo = if r == r0 { points.start % nx } else { 0 };
-                        let hi = if r == r1 - 1 {
-                            (points.end - 1) % nx + 1
-                        } else {
-                            nx
-                        };
-                        for c in lo.max(xs)..hi.min(xs + cx) {
+                        let wanted = cols(r);
+                        for c in wanted.start.max(xs)..wanted.end.min(xs + cx) {
                             let p = r * nx + c - points.start;
                             let series = &mut out[p * steps + at..p * steps + at + t_in.len()];
                             let first = (t_in.start - ts) * cy * cx + (r - ys) * cx + (c - xs);

@@ -386,12 +386,10 @@ impl ClimateFile {
         points: &Range<usize>,
         out: &mut Vec<T>,
     ) -> Result<bool, InputError> {
+        // Only unpacked float variables are opened for direct reads (`with_direct_reads`).
         let Some(direct) = &self.direct_vars[meta.slot] else {
             return Ok(false);
         };
-        if meta.decoding.is_packed() {
-            return Ok(false);
-        }
         // A never-written chunk makes HDF5 1.10 report an error (then the library reads it):
         // keep its error stack off stderr on this thread too.
         super::hdf5_quiet::quiet_hdf5_errors();

@@ -210,7 +210,7 @@ mod tests {
 
     #[test]
     fn point_major_slabs_serve_time_major_blocks() {
-        // 40 points × 150 steps (tiles cut both ways), value = point * 1000 + step.
+        // 40 points × 150 steps (a partial strip of 32 points), value = point * 1000 + step.
         let (np, nt) = (40usize, 150usize);
         let series: Vec<f64> = (0..np)
             .flat_map(|p| (0..nt).map(move |t| (p * 1000 + t) as f64))
