@@ -266,37 +266,43 @@ SELECT s.grid_id, s.dataset_id, s.risk_type
  WHERE p.bin_edges <> s.bin_edges OR p.bin_count <> s.bin_count
  LIMIT 1";
 
+/// The per-year arrays, each with the elements one year holds in it.
+const PER_YEAR: [(&str, &str); 9] = [
+    ("method_by_year", "1"),
+    ("sample_size_by_year", "1"),
+    ("bin_probs_by_year", "p.bin_count"),
+    ("return_level_10_by_year", "1"),
+    ("return_level_50_by_year", "1"),
+    ("return_level_100_by_year", "1"),
+    ("gev_c_by_year", "1"),
+    ("gev_loc_by_year", "1"),
+    ("gev_scale_by_year", "1"),
+];
+
 /// Inserts the series `source` (a query with the table's columns, in
 /// order) into the table, merging each into its stored series where there
 /// is one: the years the new series spans replace the stored years, the
 /// others are kept (the `--years` subset path; tests add single years with
 /// it too). The new series must have the stored series' bin edges.
 pub fn merge_sql(source: &str) -> String {
+    let merged: Vec<String> = PER_YEAR
+        .iter()
+        .map(|(column, per_year)| {
+            format!(
+                "{column} = series_merge(p.first_year, p.{column}, \
+                 EXCLUDED.first_year, EXCLUDED.{column}, {per_year})"
+            )
+        })
+        .collect();
     format!(
         "
 INSERT INTO probability_results AS p
 {source}
 ON CONFLICT (grid_id, dataset_id, risk_type) DO UPDATE
    SET first_year = least(p.first_year, EXCLUDED.first_year),
-       method_by_year = series_merge(p.first_year, p.method_by_year,
-                                     EXCLUDED.first_year, EXCLUDED.method_by_year, 1),
-       sample_size_by_year = series_merge(p.first_year, p.sample_size_by_year,
-                                          EXCLUDED.first_year, EXCLUDED.sample_size_by_year, 1),
-       bin_probs_by_year = series_merge(p.first_year, p.bin_probs_by_year,
-                                        EXCLUDED.first_year, EXCLUDED.bin_probs_by_year, p.bin_count),
-       return_level_10_by_year = series_merge(p.first_year, p.return_level_10_by_year,
-                                              EXCLUDED.first_year, EXCLUDED.return_level_10_by_year, 1),
-       return_level_50_by_year = series_merge(p.first_year, p.return_level_50_by_year,
-                                              EXCLUDED.first_year, EXCLUDED.return_level_50_by_year, 1),
-       return_level_100_by_year = series_merge(p.first_year, p.return_level_100_by_year,
-                                               EXCLUDED.first_year, EXCLUDED.return_level_100_by_year, 1),
-       gev_c_by_year = series_merge(p.first_year, p.gev_c_by_year,
-                                    EXCLUDED.first_year, EXCLUDED.gev_c_by_year, 1),
-       gev_loc_by_year = series_merge(p.first_year, p.gev_loc_by_year,
-                                      EXCLUDED.first_year, EXCLUDED.gev_loc_by_year, 1),
-       gev_scale_by_year = series_merge(p.first_year, p.gev_scale_by_year,
-                                        EXCLUDED.first_year, EXCLUDED.gev_scale_by_year, 1),
-       run_id = EXCLUDED.run_id"
+       {},
+       run_id = EXCLUDED.run_id",
+        merged.join(",\n       ")
     )
 }
 
