@@ -21,16 +21,6 @@ use uuid::Uuid;
 
 use super::bulk::ChunkTable;
 
-/// One yearly value to write.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct HazardRow<'a> {
-    pub grid_id: i32,
-    pub risk_type: &'a str,
-    pub year: i16,
-    pub value: f64,
-    pub score: f32,
-}
-
 /// One stored series: the years `first_year ..` of one grid point and hazard
 /// (`None` for a year without a value).
 #[derive(Debug, Clone, PartialEq)]
@@ -69,63 +59,10 @@ ON CONFLICT (grid_id, dataset_id, risk_type) DO UPDATE
                                             EXCLUDED.first_year, EXCLUDED.scores_by_year),
        run_id = EXCLUDED.run_id";
 
-/// Groups yearly rows into series in primary-key order (grid_id, risk_type):
-/// in key order the B-tree fills left to right.
-fn series_of<'a>(rows: &[HazardRow<'a>]) -> Vec<Series<'a>> {
-    let mut sorted = rows.to_vec();
-    if !sorted.is_sorted_by(|a, b| key_order(a, b).is_le()) {
-        sorted.sort_unstable_by(key_order);
-    }
-    let mut out: Vec<Series<'a>> = Vec::new();
-    for group in sorted.chunk_by(|a, b| (a.grid_id, a.risk_type) == (b.grid_id, b.risk_type)) {
-        let (Some(first), Some(last)) = (group.first(), group.last()) else {
-            continue;
-        };
-        let len = usize::try_from(i32::from(last.year) - i32::from(first.year) + 1).unwrap_or(0);
-        let mut values = vec![None; len];
-        let mut scores = vec![None; len];
-        for r in group {
-            // In range: the group is sorted by year.
-            let i = usize::try_from(r.year - first.year).unwrap_or(0);
-            values[i] = Some(r.value);
-            scores[i] = Some(r.score);
-        }
-        out.push(Series {
-            grid_id: first.grid_id,
-            risk_type: first.risk_type,
-            first_year: first.year,
-            values,
-            scores,
-        });
-    }
-    out
-}
-
-/// Writes the yearly rows of one chunk: grid ids `grid_ids`, dataset
-/// `dataset_id`, hazards `risk_types`. Returns the number of yearly values
-/// written.
-pub async fn write_chunk(
-    tx: &Transaction<'_>,
-    dataset_id: i32,
-    grid_ids: &[i32],
-    risk_types: &[&str],
-    run_id: Uuid,
-    rows: &[HazardRow<'_>],
-) -> Result<u64> {
-    write_series(
-        tx,
-        dataset_id,
-        grid_ids,
-        risk_types,
-        run_id,
-        series_of(rows),
-    )
-    .await
-}
-
-/// Writes the series of one chunk (as [`write_chunk`], without the yearly
-/// rows in between: a 5,000-point chunk's rows alone are ~80 MB). Returns
-/// the number of yearly values written.
+/// Writes the series of one chunk: grid ids `grid_ids`, dataset
+/// `dataset_id`, hazards `risk_types` (series, not yearly rows: a
+/// 5,000-point chunk's rows alone were ~80 MB). Returns the number of yearly
+/// values written.
 pub async fn write_series(
     tx: &Transaction<'_>,
     dataset_id: i32,
@@ -203,47 +140,4 @@ pub async fn write_series(
             .context("merging the chunk's years into existing hazard_results")?;
     }
     Ok(written as u64)
-}
-
-/// Primary-key order within one dataset, then year: (grid_id, risk_type, year).
-fn key_order(a: &HazardRow<'_>, b: &HazardRow<'_>) -> std::cmp::Ordering {
-    (a.grid_id, a.risk_type, a.year).cmp(&(b.grid_id, b.risk_type, b.year))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn row(grid_id: i32, risk_type: &str, year: i16, value: f64) -> HazardRow<'_> {
-        HazardRow {
-            grid_id,
-            risk_type,
-            year,
-            value,
-            score: 1.0,
-        }
-    }
-
-    #[test]
-    fn rows_become_series_in_key_order_with_missing_years_none() {
-        let rows = [
-            row(2, "drought", 2021, 5.0),
-            row(1, "drought", 2023, 3.0),
-            row(1, "drought", 2021, 1.0),
-            row(1, "cold", 2022, 7.0),
-        ];
-        let s = series_of(&rows);
-        assert_eq!(s.len(), 3);
-        assert_eq!(
-            (s[0].grid_id, s[0].risk_type, s[0].first_year),
-            (1, "cold", 2022)
-        );
-        assert_eq!(
-            (s[1].grid_id, s[1].risk_type, s[1].first_year),
-            (1, "drought", 2021)
-        );
-        assert_eq!(s[1].values, vec![Some(1.0), None, Some(3.0)]);
-        assert_eq!(s[1].scores, vec![Some(1.0), None, Some(1.0)]);
-        assert_eq!(s[2].values, vec![Some(5.0)]);
-    }
 }
